@@ -1,0 +1,216 @@
+"""Regenerate docs/results.md: the SRGAN paper's Table 2 layout, our numbers beside the paper's.
+
+    python benchmarks/results.py --data ../shared/data/benchmark/Set5 \
+        ../shared/data/benchmark/Set14 ../shared/data/benchmark/BSD100
+
+Each --data folder is one dataset, named by the folder. Models whose weights are not installed
+yet are skipped with a note in the report. Figures (HR | bicubic | models, zoomed, Y-PSNR
+under each) go to docs/figures/<dataset>_x<scale>.png. If README.md holds the markers
+<!-- results:begin --> and <!-- results:end -->, the table and the first figure are put
+between them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from srgan.device import select_device
+from srgan.metrics.evaluate import (
+    BICUBIC, DatasetResult, EvalInputError, Report, WeightsNotFoundError, load_lpips, load_upscaler, model_label,
+    run_benchmark,
+)
+from srgan.metrics.figure import comparison_figure
+from srgan.models import WeightsError
+
+log = logging.getLogger("benchmarks.results")
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = (BICUBIC, "srresnet_x4", "srgan_x4")
+LABELS = {BICUBIC: "Bicubic", "srresnet_x4": "SRResNet", "srgan_x4": "SRGAN"}
+
+# Ledig et al. 2017, Table 2 (x4, PSNR dB / SSIM): bicubic, SRResNet (MSE), SRGAN (VGG54).
+PAPER: dict[str, dict[str, tuple[float, float]]] = {
+    BICUBIC: {"Set5": (28.43, 0.8104), "Set14": (25.99, 0.7027), "BSD100": (25.94, 0.6675)},
+    "srresnet_x4": {"Set5": (32.05, 0.9019), "Set14": (28.49, 0.8184), "BSD100": (27.58, 0.7620)},
+    "srgan_x4": {"Set5": (29.40, 0.8472), "Set14": (26.02, 0.7397), "BSD100": (25.16, 0.6688)},
+}
+# What this protocol must give for bicubic x4 (the values BasicSR-style Y-channel evaluation reports).
+BICUBIC_CHECK: dict[str, tuple[float, float]] = {
+    "Set5": (28.43, 0.8111), "Set14": (26.09, 0.7048), "BSD100": (25.96, 0.6681),
+}
+
+README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", nargs="+", required=True, metavar="DIR", help="benchmark folders (Set5, Set14, BSD100)")
+    p.add_argument("--models", nargs="+", default=list(MODELS), metavar="NAME|PATH",
+                   help=f"models to score (default: {' '.join(MODELS)})")
+    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
+    p.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures", metavar="DIR")
+    p.add_argument("--figure-images", nargs="+", metavar="NAME",
+                   help="images to draw, NAME or DATASET/NAME (default: the first image of each dataset)")
+    p.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="fp32", choices=("auto", "bf16", "fp16", "fp32"))
+    return p.parse_args(argv)
+
+
+def label(model: str) -> str:
+    return LABELS.get(model, model)
+
+
+def results_table(results: list[DatasetResult], models: list[str], datasets: list[str]) -> str:
+    """Markdown in the layout of the paper's Table 2: rows dataset x metric, columns methods."""
+    by_key = {(r.dataset, r.model): r for r in results}
+    header = ["Dataset", "Metric"]
+    for m in models:
+        header.append(f"{label(m)} (ours)")
+        if m in PAPER:
+            header.append(f"{label(m)} (paper)")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * (len(header) - 2)]
+    metrics = [("PSNR", "psnr_y", 0, ".2f"), ("SSIM", "ssim_y", 1, ".4f")]
+    if any(r.lpips is not None for r in results):
+        metrics.append(("LPIPS", "lpips", None, ".4f"))
+    for ds in datasets:
+        for metric, key, index, fmt in metrics:
+            cells = [ds, metric]
+            for m in models:
+                value = getattr(by_key[(ds, m)], key) if (ds, m) in by_key else None
+                cells.append(format(value, fmt) if value is not None else "–")
+                if m in PAPER:
+                    paper = PAPER[m].get(ds)
+                    cells.append(format(paper[index], fmt) if paper and index is not None else "–")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def protocol_check(results: list[DatasetResult], scale: int) -> list[str]:
+    """One line per reference dataset: our bicubic numbers against the values the protocol must give."""
+    if scale != 4:
+        return []
+    lines = []
+    for r in results:
+        if r.model == BICUBIC and r.dataset in BICUBIC_CHECK:
+            want = BICUBIC_CHECK[r.dataset]
+            ok = round(r.psnr_y, 2) == want[0] and round(r.ssim_y, 4) == want[1]
+            lines.append(f"- {r.dataset}: bicubic {r.psnr_y:.2f} dB / {r.ssim_y:.4f}, expected "
+                         f"{want[0]:.2f} / {want[1]:.4f} {'(match)' if ok else '(MISMATCH)'}")
+    return lines
+
+
+def write_figures(report: Report, folder: Path, scale: int) -> list[Path]:
+    """One figure per dataset from the kept outputs; returns the files written."""
+    paths = []
+    for ds in dict.fromkeys(r.dataset for r in report.figure_rows):
+        rows = [r for r in report.figure_rows if r.dataset == ds]
+        paths.append(comparison_figure(rows, folder / f"{ds}_x{scale}.png", border=scale))
+    return paths
+
+
+def render(report: Report, models: list[str], datasets: list[str], figures: list[Path], notes: list[str],
+           args: argparse.Namespace, out_dir: Path) -> str:
+    results = report.results
+    table = results_table(results, models, datasets)
+    counts = {r.dataset: r.images for r in results}
+    seconds = {m: sum(r.seconds for r in results if r.model == m) for m in models}
+    check = protocol_check(results, args.scale)
+    parts = [
+        "# Results",
+        "",
+        f"x{args.scale} super-resolution, scored as the SRGAN paper and the SR literature score it: the HR "
+        f"image cropped to a multiple of {args.scale}, the LR image made from it with the antialiased bicubic "
+        "downscale used in training, PSNR and SSIM (Wang et al. 2004, 11x11 Gaussian window, sigma 1.5) "
+        f"on the BT.601 Y channel with {args.scale} pixels shaved from every border. "
+        "Columns marked *paper* are Ledig et al. 2017, Table 2.",
+        "",
+        table,
+        "",
+        "Images: " + ", ".join(f"{ds} {counts.get(ds, 0)}" for ds in datasets) + ". "
+        "SR time over all images: "
+        + ", ".join(f"{label(m)} {seconds[m]:.1f} s" for m in models if any(r.model == m for r in results))
+        + f" ({select_device(args.device)}, {args.precision}).",
+    ]
+    if check:
+        parts += ["", "Protocol check (bicubic must reproduce the reference figures of this protocol):", "", *check]
+    if notes:
+        parts += ["", "Notes:", "", *[f"- {n}" for n in notes]]
+    if figures:
+        parts += ["", "## Comparisons", "",
+                  "Zoomed crops where bicubic errs most: HR | bicubic | each model, Y-PSNR of the whole image "
+                  "under each crop (as the paper's Figure 2).", ""]
+        parts += [f"![{p.stem}]({Path(_relative(p, out_dir)).as_posix()})" for p in figures]
+    parts += ["", "Regenerate with `python benchmarks/results.py --data <folders>` "
+                  f"(this run: {' '.join(Path(d).name for d in args.data)}).", ""]
+    return "\n".join(parts)
+
+
+def _relative(path: Path, start: Path) -> str:
+    import os
+
+    return os.path.relpath(path.resolve(), start.resolve())
+
+
+def update_readme(readme: Path, table: str, figure: Path | None) -> bool:
+    """Put the table (and one figure) between the README's result markers; False if there are none."""
+    if not readme.is_file():
+        return False
+    text = readme.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        return False
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    body = [table]
+    if figure is not None:
+        body += ["", f"![{figure.stem}]({Path(_relative(figure, readme.parent)).as_posix()})"]
+    readme.write_text(head + README_BEGIN + "\n" + "\n".join(body) + "\n" + README_END + tail)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    args = parse_args(argv)
+    notes: list[str] = []
+    upscalers = []
+    models = [model_label(spec) for spec in args.models]  # skipped models keep their (empty) columns
+    for spec in args.models:
+        try:
+            up = load_upscaler(spec, args.scale, args.device, args.precision)
+        except (WeightsNotFoundError, WeightsError) as exc:
+            log.warning("skipping %s", exc)
+            notes.append(f"{label(spec)} not evaluated: {exc}".replace(str(ROOT) + "/", ""))
+            continue
+        except EvalInputError as exc:
+            log.error("error: %s", exc)
+            return 2
+        upscalers.append(up)
+    lpips, lpips_note = load_lpips(args.device)
+    if lpips_note:
+        notes.append(lpips_note)
+    wanted = set(args.figure_images or ())
+    select = (lambda ds, im, i: im in wanted or f"{ds}/{im}" in wanted) if wanted else (lambda ds, im, i: i == 0)
+    try:
+        report = run_benchmark(args.data, upscalers, args.scale, lpips=lpips, figure_images=select)
+    except EvalInputError as exc:
+        log.error("error: %s", exc)
+        return 2
+    for failure in report.failures:
+        log.warning("failed: %s", failure)
+        notes.append(f"failed input: {failure}")
+    datasets = list(dict.fromkeys(r.dataset for r in report.results))
+    figures = write_figures(report, args.figures, args.scale)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(render(report, models, datasets, figures, notes, args, args.out.parent))
+    log.info("wrote %s and %d figure(s) under %s", args.out, len(figures), args.figures)
+    if update_readme(args.readme, results_table(report.results, models, datasets), figures[0] if figures else None):
+        log.info("updated the results section of %s", args.readme)
+    return 1 if report.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""`srgan eval --model NAME|PATH|bicubic ... --data DIR ... --scale 4`: the benchmark protocol.
+
+Exit codes: 0 done, 1 some inputs failed (weights file unreadable, images unreadable or too
+small, empty folder; each named on stderr), 2 usage error (unknown model, missing folder,
+wrong scale for a model, unknown --figure-images name, matplotlib missing for --figure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HELP = "score models on benchmark folders (Y-PSNR / Y-SSIM, border shaved) and draw comparisons"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..models import PRETRAINED
+
+    p = sub.add_parser(
+        "eval", help=HELP,
+        description=HELP + ". Each HR image is modcropped to the scale, downscaled with the antialiased "
+                           "bicubic used in training, super-resolved, and compared with the HR image on the "
+                           "BT.601 Y channel after shaving SCALE pixels from every border. "
+                           "Exit codes: 0 done, 1 some inputs failed, 2 usage error.",
+    )
+    p.add_argument("-m", "--model", dest="models", nargs="+", required=True, metavar="NAME|PATH",
+                   help=f"bicubic, a bundled model ({', '.join(PRETRAINED)}) or a weights file; several allowed")
+    p.add_argument("-d", "--data", nargs="+", required=True, metavar="DIR",
+                   help="folders of HR images, one dataset each (named by the folder, e.g. Set5)")
+    p.add_argument("-s", "--scale", type=int, default=4, choices=(2, 3, 4, 8), help="upscaling factor (default 4)")
+    p.add_argument("--json", action="store_true", help="print one JSON object {\"results\": [...]} to stdout")
+    p.add_argument("--per-image", action="store_true", help="also report every image (JSON key per_image)")
+    p.add_argument("--rgb", action="store_true", help="also report PSNR over the RGB channels (psnr_rgb)")
+    p.add_argument("--no-lpips", action="store_true",
+                   help="do not compute LPIPS even when the lpips package and its weights are installed")
+    p.add_argument("--save-images", metavar="DIR", type=Path,
+                   help="write every output to DIR/<dataset>/<model>/<image>.png")
+    p.add_argument("--figure", metavar="FILE.png", type=Path,
+                   help="draw zoomed crops HR | bicubic | each model with Y-PSNR (needs matplotlib)")
+    p.add_argument("--figure-images", nargs="+", metavar="NAME",
+                   help="images for --figure, as NAME or DATASET/NAME (default: the first image of each dataset)")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="fp32",
+                   help="model arithmetic (default fp32, for reproducible scores)")
+    p.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N, mps")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes; errors only")
+    p.set_defaults(func=run)
+
+
+def _error(message: str) -> None:
+    print(f"srgan eval: error: {message}", file=sys.stderr)
+
+
+def figure_selector(names: list[str] | None, listings: dict[str, list[str]]):
+    """(dataset, image, index) -> bool for the images a figure shows, plus names matching nothing.
+
+    `names` entries are IMAGE or DATASET/IMAGE; None selects the first image of each dataset.
+    """
+    if not names:
+        return (lambda dataset, image, index: index == 0), []
+    wanted = set(names)
+    found = {n for n in wanted for ds, images in listings.items() for im in images if n in (im, f"{ds}/{im}")}
+    return (lambda dataset, image, index: image in wanted or f"{dataset}/{image}" in wanted), sorted(wanted - found)
+
+
+def format_table(rows: list[dict[str, object]], columns: list[tuple[str, str, str]]) -> str:
+    """Plain-text table; `columns` are (key, header, format spec)."""
+    cells = [[h for _, h, _ in columns]]
+    cells += [[format(r[k], f) if k in r else "-" for k, _, f in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    left = [f == "" for _, _, f in columns]  # text left, numbers right
+    lines = ["  ".join(c.ljust(w) if lf else c.rjust(w) for c, w, lf in zip(row, widths, left)) for row in cells]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..metrics.evaluate import (
+        EvalInputError, WeightsNotFoundError, check_model_spec, dataset_name, list_dataset, load_lpips,
+        load_upscaler, run_benchmark,
+    )
+    from ..metrics.figure import MissingDependencyError, comparison_figure, require_matplotlib
+    from ..models import WeightsError
+
+    # Usage errors first, before anything is loaded or run.
+    try:
+        if args.figure_images and not args.figure:
+            raise EvalInputError("--figure-images needs --figure FILE.png")
+        if args.figure:
+            require_matplotlib()
+        listings = {dataset_name(d): [name for name, _ in list_dataset(d)] for d in args.data}
+        if len(listings) != len(args.data):
+            raise EvalInputError("two --data folders have the same name; datasets are named by their folder")
+        for spec in args.models:
+            check_model_spec(spec)
+        select, unknown = figure_selector(args.figure_images, listings)
+        if unknown:
+            raise EvalInputError(f"--figure-images: no image named {', '.join(unknown)} in the given --data folders")
+    except (EvalInputError, MissingDependencyError) as exc:
+        _error(str(exc))
+        return 2
+    except WeightsNotFoundError as exc:
+        _error(str(exc))
+        return 1
+
+    upscalers = []
+    for spec in args.models:
+        try:
+            upscalers.append(load_upscaler(spec, args.scale, args.device, args.precision))
+        except EvalInputError as exc:
+            _error(str(exc))
+            return 2
+        except (WeightsError, OSError) as exc:
+            _error(str(exc))
+            return 1
+    names = [u.name for u in upscalers]
+    if len(set(names)) != len(names):
+        _error(f"two --model values have the same name ({', '.join(names)}); rename a weights file")
+        return 2
+
+    lpips = None
+    if not args.no_lpips:
+        lpips, note = load_lpips(args.device)
+        if note and not args.quiet:
+            print(note, file=sys.stderr)
+
+    report = run_benchmark(
+        args.data, upscalers, args.scale, rgb=args.rgb, lpips=lpips,
+        figure_images=select if args.figure else None, save_dir=args.save_images, progress=not args.quiet,
+    )
+    for failure in report.failures:
+        _error(failure)
+
+    results = [r.to_dict() for r in report.results]
+    per_image = [r.to_dict() for r in report.rows]
+    if args.json:
+        out: dict[str, object] = {"results": results}
+        if args.per_image:
+            out["per_image"] = per_image
+        print(json.dumps(out))
+    else:
+        columns = [("dataset", "dataset", ""), ("model", "model", ""), ("psnr_y", "PSNR-Y", ".2f"),
+                   ("ssim_y", "SSIM-Y", ".4f")]
+        if args.rgb:
+            columns.append(("psnr_rgb", "PSNR-RGB", ".2f"))
+        if lpips is not None:
+            columns.append(("lpips", "LPIPS", ".4f"))
+        if args.per_image:
+            image_cols = columns[:2] + [("image", "image", "")] + columns[2:] + [("seconds", "seconds", ".2f")]
+            print(format_table(per_image, image_cols))
+            print()
+        print(format_table(results, columns + [("images", "images", "d"), ("seconds", "seconds", ".2f")]))
+
+    if args.figure:
+        if report.figure_rows:
+            path = comparison_figure(report.figure_rows, args.figure, border=args.scale)
+            if not args.quiet:
+                print(f"figure: {path}", file=sys.stderr)
+        else:
+            _error(f"no images to draw for {args.figure}")
+            return 1
+    return 1 if report.failures else 0

@@ -1,0 +1,47 @@
+"""`srgan` entry point: one argparse parser, one module per subcommand.
+
+Exit codes: 0 success, 1 some inputs failed, 2 usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .. import __version__
+from . import demo_cmd, eval_cmd, train_cmd, upscale_cmd
+
+SUBCOMMANDS = (upscale_cmd, eval_cmd, train_cmd, demo_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="srgan",
+        description="Photo-realistic single-image super-resolution (SRGAN, Ledig et al. 2017).",
+        epilog="Run 'srgan COMMAND --help' for the options of each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"srgan {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in SUBCOMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+        format="%(message)s" if args.command == "upscale" else "%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""`srgan train`: both phases of the paper from a config file plus flag overrides."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+HELP = "train SRResNet (phase srresnet) or SRGAN (phase srgan) on folders of HR images"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help=HELP, description=HELP + ". Flags override the config file.")
+    p.add_argument("-c", "--config", type=Path, help="TOML or YAML file of training options (see configs/)")
+    p.add_argument("--train-dir", dest="train_dirs", nargs="+", metavar="DIR", help="folders of HR training images (recursive)")
+    p.add_argument("--val-dir", metavar="DIR", help="folder of HR validation images (Y-PSNR logged)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run folder: config, metrics.jsonl, checkpoints, samples, generator.safetensors")
+    p.add_argument("--phase", choices=("srresnet", "srgan"), help="srresnet: pixel loss; srgan: content + adversarial")
+    p.add_argument("--iterations", type=int, metavar="N", help="total optimizer steps of the run")
+    p.add_argument("--batch-size", type=int, metavar="N", help="HR crops per step (default 16)")
+    p.add_argument("--patch-size", type=int, metavar="N", help="HR crop size in pixels (default 96)")
+    p.add_argument("--scale", type=int, choices=(2, 4, 8), help="upscaling factor (default 4)")
+    p.add_argument("--content-loss", choices=("mse", "l1", "vgg22", "vgg54"), help="srresnet: mse|l1; srgan: vgg54 (default) | vgg22 | mse")
+    p.add_argument("--adv-weight", type=float, help="weight of the adversarial loss (default 1e-3)")
+    p.add_argument("--vgg-weights", metavar="FILE", help="local VGG19 ImageNet weights (torchvision layout); default: download")
+    p.add_argument("--init", metavar="WEIGHTS", help="generator weights to start from (e.g. a trained SRResNet)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--lr", type=float, help="learning rate (default 1e-4)")
+    p.add_argument("--lr-schedule", choices=("constant", "step", "cosine"), help="constant | step (x0.1 at --lr-drop) | cosine")
+    p.add_argument("--lr-drop", type=float, metavar="FRAC", help="fraction of the run where 'step' divides the lr by 10 (0.5)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--device", help="auto (default) | cpu | cuda | cuda:N | mps")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), help="auto: bf16 on CPUs with native bf16, fp16 on GPUs")
+    p.add_argument("--val-every", type=int, metavar="N", help="validate every N iterations")
+    p.add_argument("--save-every", type=int, metavar="N", help="checkpoint every N iterations")
+    p.add_argument("--log-every", type=int, metavar="N", help="log losses every N iterations")
+    p.set_defaults(func=run)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Options from a TOML or YAML file, as a flat dict of TrainConfig field names."""
+    text = path.read_text()
+    if path.suffix == ".toml":
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            import tomli as tomllib
+        data = tomllib.loads(text)
+    elif path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ModuleNotFoundError:
+            raise ValueError(f"{path}: YAML configs need PyYAML (pip install pyyaml); TOML works out of the box") from None
+        data = yaml.safe_load(text) or {}
+    else:
+        raise ValueError(f"{path}: config must be .toml, .yaml or .yml")
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a table of options at the top level")
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..training.config import TrainConfig
+
+    overrides = {k: v for k, v in vars(args).items()
+                 if k not in ("config", "resume", "func", "command") and v is not None}
+    try:
+        options = read_config_file(args.config) if args.config else {}
+        options |= overrides
+        if "content_loss" not in options and options.get("phase") == "srgan":
+            options["content_loss"] = "vgg54"
+        cfg = TrainConfig.from_dict(options)
+        if not cfg.train_dirs:
+            raise ValueError("no training data: give --train-dir DIR or train_dirs in the config")
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"srgan train: error: {exc}", file=sys.stderr)
+        return 2
+    run_dir = Path(cfg.out)
+    if not args.resume and (run_dir / "checkpoint.pt").exists():
+        print(f"srgan train: error: {run_dir} already holds a run; pass --resume to continue it "
+              "or choose another --out", file=sys.stderr)
+        return 2
+    if args.resume and (run_dir / "config.json").exists():
+        saved = json.loads((run_dir / "config.json").read_text())
+        cfg = TrainConfig.from_dict(saved | overrides | ({"content_loss": options["content_loss"]} if "content_loss" in overrides else {}))
+
+    from ..losses import VGGWeightsError
+    from ..training.loop import TrainingStopped, train
+
+    try:
+        out = train(cfg)
+    except (VGGWeightsError, FileNotFoundError, ValueError) as exc:
+        print(f"srgan train: error: {exc}", file=sys.stderr)
+        return 1
+    except TrainingStopped as exc:
+        print(f"srgan train: {exc}", file=sys.stderr)
+        return 130 if "signal" in str(exc) else 1
+    print(f"done: {out}")
+    return 0

@@ -1,0 +1,175 @@
+"""`srgan upscale INPUT... -o OUT`: batch super-resolution of files, folders and globs."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from tqdm import tqdm
+
+HELP = "upscale images with a bundled or custom model"
+EXTS = ("png", "jpg", "webp", "tif", "bmp")
+INPUT_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..inference.image_io import DEFAULT_MAX_PIXELS
+    from ..models import DEFAULT_MODEL, PRETRAINED
+
+    p = sub.add_parser(
+        "upscale", help=HELP,
+        description=HELP + ". Exit codes: 0 all done, 1 some inputs failed (each named on stderr), "
+                           "2 usage error, 130 interrupted.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="output folder (created if missing), or a file name when there is one input")
+    p.add_argument("-m", "--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
+                   help=f"bundled model ({', '.join(PRETRAINED)}; default {DEFAULT_MODEL}) or a .safetensors/.pth file")
+    p.add_argument("-s", "--outscale", type=float, metavar="S", help="final scale factor, any float (default: the model's scale)")
+    p.add_argument("-t", "--tile", type=int, default=0, metavar="N", help="LR tile size in pixels; 0 = automatic from free memory (default)")
+    p.add_argument("--tile-pad", type=int, metavar="N", help="tile overlap in LR pixels (default: the model's receptive radius, seamless)")
+    p.add_argument("--fp32", action="store_true", help="full precision (default: bf16 on CPUs with native bf16, fp16 on GPUs)")
+    p.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N, mps")
+    p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of folder inputs")
+    p.add_argument("--suffix", default=None, metavar="TEXT", help="added to output file names (default _x<scale>)")
+    p.add_argument("--ext", choices=("auto",) + EXTS, default="auto",
+                   help="output format; auto keeps the input's (PNG for formats that cannot be written)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist alone (resume a batch)")
+    mode.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help=f"refuse inputs with more pixels (default {DEFAULT_MAX_PIXELS:,} = 4096x4096, "
+                        "whose 4x output is 0.8 GB in 8-bit RGB)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes; errors only")
+    p.set_defaults(func=run)
+
+
+def collect_inputs(items: list[str], recursive: bool) -> tuple[list[Path], list[str]]:
+    """Expand files, folders and globs into image paths (stable order, no duplicates), plus errors."""
+    files: list[Path] = []
+    errors: list[str] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = path.rglob("*") if recursive else path.glob("*")
+            files.extend(sorted(p for p in found if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES))
+        elif path.exists() or os.path.lexists(path):
+            files.append(path)
+        elif glob.has_magic(item):
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=recursive) if Path(m).is_file())
+            if not matches:
+                errors.append(f"{item}: no files match")
+            files.extend(matches)
+        else:
+            errors.append(f"{item}: no such file or folder")
+    unique = list(dict.fromkeys(files))
+    return unique, errors
+
+
+def output_path(src: Path, out: Path, single_file: bool, suffix: str, ext: str, has_alpha: bool) -> Path:
+    if single_file:
+        return out
+    if ext == "auto":
+        ext = src.suffix.lower().lstrip(".")
+        ext = {"jpeg": "jpg", "tiff": "tif"}.get(ext, ext)
+        if ext not in EXTS or (ext in ("jpg", "bmp") and has_alpha):
+            ext = "png"
+    return out / f"{src.stem}{suffix}.{ext}"
+
+
+def _check_writable(folder: Path) -> str | None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".srgan-probe-"):
+            pass
+    except OSError as exc:
+        return f"{folder}: output folder is not writable ({exc.strerror or exc})"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..inference.api import load_model, upscale_picture
+    from ..inference.image_io import WRITE_FORMATS, ImageError, read_image, write_image
+    from ..models import WeightsError
+
+    def err(msg: str) -> None:
+        tqdm.write(f"srgan upscale: error: {msg}", file=sys.stderr)
+
+    if args.tile < 0 or (args.tile_pad is not None and args.tile_pad < 0):
+        err("--tile and --tile-pad must be >= 0")
+        return 2
+    if args.outscale is not None and not 0 < args.outscale <= 16:
+        err(f"--outscale must be in (0, 16], got {args.outscale}")
+        return 2
+    files, missing = collect_inputs(args.inputs, args.recursive)
+    out = Path(args.output)
+    single_file = out.suffix.lower() in WRITE_FORMATS and not out.is_dir()
+    if single_file and len(files) + len(missing) > 1:
+        err(f"-o {out} is a file name but there are {len(files) + len(missing)} inputs; give a folder")
+        return 2
+    if out.suffix and not single_file and not out.is_dir() and "." in out.name and out.suffix.lower() in INPUT_SUFFIXES:
+        err(f"-o {out}: cannot write {out.suffix} files")
+        return 2
+    if not files and not missing:
+        err("no input images found" + ("" if args.recursive else " (use -r to search sub-folders)"))
+        return 2
+    problem = _check_writable(out.parent if single_file else out)
+    if problem:
+        err(problem)
+        return 1
+    try:
+        model = load_model(args.model, args.device)
+    except (WeightsError, ValueError) as exc:
+        err(str(exc))
+        return 2
+
+    failed = len(missing)
+    for msg in missing:
+        err(msg)
+    suffix = args.suffix if args.suffix is not None else f"_x{args.outscale or model.scale:g}"
+    precision = "fp32" if args.fp32 else "auto"
+
+    def on_sigterm(_sig, _frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    written = skipped = 0
+    try:
+        for src in tqdm(files, desc="images", unit="img", disable=args.quiet or len(files) < 2):
+            try:
+                pic = read_image(src, max_pixels=args.max_pixels)
+                dst = output_path(src, out, single_file, suffix, args.ext, pic.alpha is not None)
+                if dst.resolve() == src.resolve():
+                    raise ImageError(f"{src}: output path is the input itself; refusing to overwrite an input")
+                if dst.exists():
+                    if args.skip_existing:
+                        skipped += 1
+                        continue
+                    if not args.overwrite:
+                        raise ImageError(f"{src}: output {dst} exists (use --overwrite or --skip-existing)")
+                result = upscale_picture(pic, model, args.outscale, args.tile, args.tile_pad, precision,
+                                         progress=not args.quiet)
+                write_image(result, dst)
+                written += 1
+                if not args.quiet:
+                    for note in pic.notes:
+                        tqdm.write(f"{src}: note: {note}", file=sys.stderr)
+            except (ImageError, OSError, ValueError) as exc:
+                failed += 1
+                err(str(exc) if isinstance(exc, ImageError) else f"{src}: {exc}")
+    except KeyboardInterrupt:
+        err(f"interrupted; {written} finished output(s) kept, none partial (rerun with --skip-existing to resume)")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not args.quiet:
+        where = out if not single_file else out.parent
+        print(f"{written} image(s) written to {where}" + (f", {skipped} skipped" if skipped else "")
+              + (f", {failed} failed" if failed else ""))
+    return 1 if failed else 0

@@ -1,0 +1,1 @@
+"""Training data: HR folders, the bicubic degradation, random aligned crops."""

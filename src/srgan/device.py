@@ -1,0 +1,67 @@
+"""Device and numeric-precision choice, shared by inference and training."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def select_device(name: str | torch.device | None = "auto") -> torch.device:
+    """'auto' (or None) picks CUDA > MPS > CPU; anything else is parsed by torch."""
+    if name is None or str(name) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {name!r}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """True when oneDNN can run bf16 convolutions in hardware (AVX512-BF16 / AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """Map 'auto' | 'fp32' | 'bf16' | 'fp16' to a dtype the device really runs fast.
+
+    auto: fp16 on CUDA and MPS, bf16 on CPUs with native bf16 (measured ~2x faster than fp32
+    for SRResNet), otherwise fp32. An explicit half precision the device cannot run is an error.
+    """
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
+    if precision == "fp32":
+        return torch.float32
+    if precision == "auto":
+        if device.type in ("cuda", "mps"):
+            return torch.float16
+        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    if device.type == "cpu" and not (dtype == torch.bfloat16 and cpu_has_native_bf16()):
+        raise ValueError(f"precision {precision} is not supported natively on this CPU; use fp32 or auto")
+    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise ValueError("precision bf16 is not supported on this GPU; use fp16 or auto")
+    return dtype
+
+
+def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
+    """Autocast to `dtype` on `device`, or a no-op for fp32."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)

@@ -1,0 +1,115 @@
+"""The Python API: `load_model` and `upscale`."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..data.degradation import resize
+from ..device import select_device
+from ..models import DEFAULT_MODEL, PRETRAINED, Generator, WeightsError, load_generator
+from .engine import upscale_array
+from .image_io import Picture, _from_pillow, to_8bit, to_pillow
+
+
+def resolve_weights(name_or_path: str | os.PathLike) -> Path:
+    """A bundled model name (srresnet_x4, srgan_x4) or a weights file path -> the file."""
+    key = str(name_or_path)
+    if key in PRETRAINED:
+        path = PRETRAINED[key].path
+        if not path.is_file():
+            raise WeightsError(f"{key}: bundled weights file {path} is missing from the installation")
+        return path
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    raise WeightsError(f"unknown model {key!r}: neither a bundled model ({', '.join(PRETRAINED)}) nor an existing file")
+
+
+def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device | None = None) -> Generator:
+    """Load a generator in eval mode on `device` (default: CUDA > MPS > CPU).
+
+    forward: (N, 3, H, W) float in [0, 1] -> (N, 3, scale*H, scale*W) in [0, 1]; `.scale` is set.
+    """
+    return load_generator(resolve_weights(name_or_path), select_device(device))
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_model(name_or_path: str, device: str | None) -> Generator:
+    return load_model(name_or_path, device)
+
+
+def upscale_picture(
+    pic: Picture, model: Generator, outscale: float | None = None, tile: int = 0,
+    tile_pad: int | None = None, precision: str = "auto", progress: bool = False,
+) -> Picture:
+    """Upscale a Picture: colour through the network, alpha by bicubic, grey stays grey.
+
+    outscale: final size factor; other than the model's scale, the network output is resized
+    with Lanczos. The ICC profile and bit depth are carried over.
+    """
+    h, w = pic.pixels.shape[:2]
+    outscale = float(outscale or model.scale)
+    if not (0 < outscale <= 16) or not np.isfinite(outscale):
+        raise ValueError(f"outscale must be in (0, 16], got {outscale}")
+    rgb = np.repeat(pic.pixels, 3, axis=2) if pic.is_gray else pic.pixels
+    sr = upscale_array(model, rgb, tile=tile, tile_pad=tile_pad, precision=precision, progress=progress)
+    target = (max(1, round(h * outscale)), max(1, round(w * outscale)))
+    if sr.shape[:2] != target:
+        sr = resize(sr, target, Image.Resampling.LANCZOS)
+    if pic.is_gray:
+        # The network sees R=G=B, so its output is nearly grey; take BT.601 luma.
+        luma = sr.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        sr = np.clip(np.round(luma), 0, np.iinfo(sr.dtype).max).astype(sr.dtype)[..., None]
+    alpha = None if pic.alpha is None else resize(pic.alpha, target, Image.Resampling.BICUBIC)
+    return replace(pic, pixels=sr, alpha=alpha, notes=list(pic.notes))
+
+
+def _as_picture(image) -> Picture:
+    if isinstance(image, Image.Image):
+        return _from_pillow(image)
+    if isinstance(image, torch.Tensor):
+        t = image.detach().cpu()
+        if t.ndim == 4 and t.shape[0] == 1:
+            t = t[0]
+        if t.ndim != 3 or t.shape[0] not in (1, 3, 4):
+            raise ValueError(f"expected a (C, H, W) or (1, C, H, W) tensor with C in 1, 3, 4; got {tuple(image.shape)}")
+        image = (t.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    if isinstance(image, np.ndarray):
+        arr = image
+        if arr.dtype.kind == "f":
+            arr = (np.clip(arr, 0, 1) * 255).round().astype(np.uint8)
+        if arr.dtype not in (np.uint8, np.uint16):
+            raise ValueError(f"unsupported array dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
+        if arr.ndim == 2:
+            arr = arr[..., None]
+        if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
+            raise ValueError(f"expected an (H, W), (H, W, 1|2|3|4) array, got shape {image.shape}")
+        if arr.shape[2] in (2, 4):
+            return Picture(np.ascontiguousarray(arr[..., :-1]), np.ascontiguousarray(arr[..., -1]))
+        return Picture(np.ascontiguousarray(arr))
+    raise TypeError(f"cannot upscale a {type(image).__name__}; pass a PIL image, numpy array or tensor")
+
+
+def upscale(
+    image: Image.Image | np.ndarray | torch.Tensor,
+    model: str | os.PathLike | Generator = DEFAULT_MODEL,
+    outscale: float | None = None,
+    tile: int = 0,
+    precision: str = "auto",
+    device: str | None = None,
+) -> Image.Image:
+    """Super-resolve a PIL image, an (H, W[, C]) uint8/uint16/float-[0,1] array or a (C, H, W) tensor.
+
+    Returns a PIL image (8-bit; use `upscale_array` for 16-bit output) of `outscale` (default:
+    the model's scale) times the input size, in the input's mode family (L, LA, RGB, RGBA).
+    """
+    net = model if isinstance(model, Generator) else _cached_model(str(model), device)
+    pic = _as_picture(image)
+    return to_pillow(to_8bit(upscale_picture(pic, net, outscale, tile, None, precision)))

@@ -1,0 +1,35 @@
+"""Weights that ship inside the package, kept beside the model code (timm style)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PretrainedWeights:
+    name: str
+    filename: str
+    description: str
+
+    @property
+    def path(self) -> Path:
+        return Path(str(resources.files("srgan") / "weights" / self.filename))
+
+
+PRETRAINED: dict[str, PretrainedWeights] = {
+    w.name: w
+    for w in (
+        PretrainedWeights(
+            "srresnet_x4", "srresnet_x4.safetensors",
+            "SRResNet x4 trained for PSNR (MSE): faithful, smooth detail.",
+        ),
+        PretrainedWeights(
+            "srgan_x4", "srgan_x4.safetensors",
+            "SRGAN x4: SRResNet fine-tuned with perceptual + adversarial loss: sharper texture.",
+        ),
+    )
+}
+
+DEFAULT_MODEL = "srgan_x4"

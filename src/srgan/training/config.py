@@ -1,0 +1,93 @@
+"""The training configuration: one frozen dataclass, stored in every checkpoint and run folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PHASES = ("srresnet", "srgan")
+CONTENT_LOSSES = ("mse", "l1", "vgg22", "vgg54")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+SCHEDULES = ("constant", "step", "cosine")
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Paper defaults: SRResNet on MSE at lr 1e-4; SRGAN with VGG54 + 1e-3 adversarial, lr drop halfway."""
+
+    phase: str = "srresnet"
+    train_dirs: tuple[str, ...] = ()
+    val_dir: str | None = None
+    out: str = "runs/srresnet_x4"
+    scale: int = 4
+    num_blocks: int = 16
+    channels: int = 64
+    iterations: int = 100_000
+    batch_size: int = 16
+    patch_size: int = 96
+    lr: float = 1e-4
+    lr_schedule: str = "constant"  # constant | step (x0.1 at lr_drop) | cosine (to lr * 0.01)
+    lr_drop: float = 0.5  # fraction of the run at which "step" divides the lr by 10
+    warmup: int = 0  # linear warm-up iterations
+    content_loss: str = "mse"  # phase srresnet: mse | l1; phase srgan: vgg54 | vgg22 | mse
+    adv_weight: float = 1e-3
+    vgg_weights: str | None = None
+    init: str | None = None  # generator weights to start from (phase srgan: a trained SRResNet)
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    log_every: int = 20
+    val_every: int = 500
+    save_every: int = 250
+    epoch_size: int = 0  # crops per epoch; 0 = one per training image
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ValueError(msg)
+
+        need(self.phase in PHASES, f"phase must be one of {PHASES}, got {self.phase!r}")
+        need(self.content_loss in CONTENT_LOSSES, f"content_loss must be one of {CONTENT_LOSSES}, got {self.content_loss!r}")
+        need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        need(self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}")
+        need(self.scale in (2, 4, 8), f"scale must be 2, 4 or 8, got {self.scale}")
+        need(self.iterations > 0, f"iterations must be positive, got {self.iterations}")
+        need(self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}")
+        need(self.patch_size % (self.scale * 4) == 0 and self.patch_size >= 16,
+             f"patch_size must be a multiple of 4*scale, got {self.patch_size}")
+        need(self.lr > 0, f"lr must be positive, got {self.lr}")
+        need(0 < self.lr_drop <= 1, f"lr_drop must be in (0, 1], got {self.lr_drop}")
+        need(self.phase == "srgan" or self.content_loss in ("mse", "l1"),
+             f"phase srresnet trains on pixel loss (mse or l1), got content_loss {self.content_loss!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown training options: {', '.join(sorted(unknown))}")
+        data = dict(data)
+        if "train_dirs" in data:
+            dirs = data["train_dirs"]
+            data["train_dirs"] = tuple([dirs] if isinstance(dirs, str) else dirs)
+        return cls(**data)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate at `step` (0-based): a pure function of the step, as in nanoGPT."""
+    if cfg.warmup and step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    if cfg.lr_schedule == "step":
+        return cfg.lr if step < cfg.lr_drop * cfg.iterations else cfg.lr * 0.1
+    if cfg.lr_schedule == "cosine":
+        span = max(1, cfg.iterations - cfg.warmup)
+        t = min(1.0, (step - cfg.warmup) / span)
+        return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t)))
+    return cfg.lr

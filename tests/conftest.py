@@ -1,0 +1,33 @@
+"""Shared fixtures. Tests never touch ../shared: images come from scikit-image's `data`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from srgan.models import Generator, GeneratorConfig, save_generator
+
+
+@pytest.fixture(scope="session")
+def photo() -> np.ndarray:
+    """A 96x96 uint8 RGB crop of a real photo (scikit-image's astronaut, public domain)."""
+    return np.ascontiguousarray(data.astronaut()[100:196, 180:276])
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """A small random-weight x4 generator saved as safetensors (fast to run)."""
+    path = tmp_path_factory.mktemp("weights") / "tiny_x4.safetensors"
+    save_generator(Generator(GeneratorConfig(num_blocks=2, channels=8)).eval(), path, recipe={"note": "random"})
+    return path
+
+
+@pytest.fixture
+def photo_file(tmp_path, photo) -> Path:
+    path = tmp_path / "photo.png"
+    Image.fromarray(photo).save(path)
+    return path
