@@ -2,6 +2,7 @@ import json
 import logging
 import urllib.error
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -127,3 +128,114 @@ def test_lr_schedule_is_a_pure_function_of_the_step():
 def test_config_validation(bad, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig.from_dict(bad)
+
+
+def interrupt_at(monkeypatch, iteration: int) -> None:
+    """Deliver a real SIGINT to this process when the loop reaches `iteration`."""
+    import os
+    import signal
+
+    import srgan.training.loop as loop
+
+    real = loop.lr_at
+
+    def lr_then_signal(step, cfg):
+        if step == iteration:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(step, cfg)
+
+    monkeypatch.setattr(loop, "lr_at", lr_then_signal)
+
+
+def test_interrupted_and_resumed_run_ends_with_identical_weights(folders, tmp_path, monkeypatch, capsys):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    args = ["--iterations", "6", "--save-every", "100", "--lr-schedule", "step"]
+    assert train(folders, straight, *args) == 0
+    with monkeypatch.context() as m:
+        interrupt_at(m, 2)
+        assert train(folders, split, *args) == 130
+    assert "stopped by signal 2 at iteration 3" in capsys.readouterr().err
+    assert train(folders, split, *args, "--resume") == 0
+    a = torch.load(straight / "checkpoint.pt", weights_only=True)
+    b = torch.load(split / "checkpoint.pt", weights_only=True)
+    for k, v in a["generator"].items():
+        assert torch.equal(v, b["generator"][k]), k
+
+
+def test_gan_resume_is_exact_too(folders, tmp_path, monkeypatch):
+    init = tmp_path / "p1"
+    assert train(folders, init, "--iterations", "2") == 0
+    gan = ["--phase", "srgan", "--content-loss", "mse", "--init", str(init / "generator.safetensors"),
+           "--ema-decay", "0.9", "--iterations", "4"]
+    assert train(folders, tmp_path / "a", *gan) == 0
+    with monkeypatch.context() as m:
+        interrupt_at(m, 1)
+        assert train(folders, tmp_path / "b", *gan) == 130
+    assert train(folders, tmp_path / "b", *gan, "--resume") == 0
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    for part in ("generator", "discriminator", "ema"):
+        for k, v in a[part].items():
+            assert torch.equal(v, b[part][k]), (part, k)
+
+
+def test_epochs_set_the_iteration_count(folders, tmp_path):
+    out = tmp_path / "run"
+    assert train(folders, out, "--epochs", "2", "--iterations", "1000") == 0
+    # 3 usable images, batch 2: ceil(2 * 3 / 2) = 3 iterations
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 3
+
+
+def test_paired_lr_folders(folders, tmp_path):
+    train_dir, _ = folders
+    lr_dir = tmp_path / "lr"
+    lr_dir.mkdir()
+    from srgan.data.dataset import decode_rgb, load_pairs
+    from srgan.data.degradation import bicubic_downscale, modcrop
+
+    for i in range(3):
+        hr = modcrop(decode_rgb(train_dir / "nested" / f"{i}.png"), 4)
+        Image.fromarray(bicubic_downscale(hr, 4)[:, ::-1]).save(lr_dir / f"{i}x4.png")  # mirrored: provably used
+    pairs = load_pairs([train_dir], 4, 32, [lr_dir])
+    assert len(pairs) == 3
+    assert np.array_equal(pairs[0].lr, bicubic_downscale(pairs[0].hr, 4)[:, ::-1])
+
+
+def test_prepared_cache_trains_without_decoding(folders, tmp_path, capsys):
+    train_dir, val_dir = folders
+    cache = tmp_path / "cache"
+    assert main(["data", "prepare", str(train_dir), "-o", str(cache), "--crop", "48", "--step", "32"]) == 0
+    assert "sub-images" in capsys.readouterr().out
+    from srgan.data.dataset import load_pairs
+
+    pairs = load_pairs([cache], 4, 32)
+    assert pairs and all(p.hr.shape[0] == 4 * p.lr.shape[0] for p in pairs)
+    assert isinstance(pairs[0].hr, np.memmap)
+    out = tmp_path / "run"
+    assert main(["train", "--train-dir", str(cache), "--out", str(out), "--num-blocks", "1", "--channels", "8",
+                 "--device", "cpu", "--precision", "fp32", *TINY]) == 0
+
+
+def test_plot_draws_losses_and_psnr(folders, tmp_path):
+    out = tmp_path / "run"
+    assert train(folders, out) == 0
+    assert main(["plot", str(out), "-o", str(tmp_path / "curves.png")]) == 0
+    assert Image.open(tmp_path / "curves.png").size[0] > 600
+    assert main(["plot", str(tmp_path), "-o", str(tmp_path / "x.png")]) == 2
+
+
+def test_nan_loss_stops_with_last_good_checkpoint(folders, tmp_path, monkeypatch, capsys):
+    import srgan.training.loop as loop
+
+    real = loop.F.mse_loss
+    calls = {"n": 0}
+
+    def flaky(a, b):
+        calls["n"] += 1
+        return real(a, b) * (float("nan") if calls["n"] == 3 else 1.0)
+
+    monkeypatch.setattr(loop.F, "mse_loss", flaky)
+    out = tmp_path / "run"
+    assert train(folders, out) == 1
+    assert "non-finite loss at iteration 3" in capsys.readouterr().err
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 2

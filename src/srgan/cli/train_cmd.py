@@ -18,10 +18,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-dir", metavar="DIR", help="folder of HR validation images (Y-PSNR logged)")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder: config, metrics.jsonl, checkpoints, samples, generator.safetensors")
     p.add_argument("--phase", choices=("srresnet", "srgan"), help="srresnet: pixel loss; srgan: content + adversarial")
+    p.add_argument("--train-lr-dir", dest="train_lr_dirs", nargs="+", metavar="DIR",
+                   help="paired LR folders, one per --train-dir, matched by file stem (e.g. DIV2K's 0001x4.png); "
+                        "default: LR made by antialiased bicubic downscaling")
     p.add_argument("--iterations", type=int, metavar="N", help="total optimizer steps of the run")
+    p.add_argument("--epochs", type=int, metavar="N", help="train for N passes over the images (sets --iterations)")
     p.add_argument("--batch-size", type=int, metavar="N", help="HR crops per step (default 16)")
     p.add_argument("--patch-size", type=int, metavar="N", help="HR crop size in pixels (default 96)")
     p.add_argument("--scale", type=int, choices=(2, 4, 8), help="upscaling factor (default 4)")
+    p.add_argument("--num-blocks", type=int, metavar="B", help="generator residual blocks (default 16)")
+    p.add_argument("--channels", type=int, metavar="C", help="generator feature channels (default 64)")
     p.add_argument("--content-loss", choices=("mse", "l1", "vgg22", "vgg54"), help="srresnet: mse|l1; srgan: vgg54 (default) | vgg22 | mse")
     p.add_argument("--adv-weight", type=float, help="weight of the adversarial loss (default 1e-3)")
     p.add_argument("--vgg-weights", metavar="FILE", help="local VGG19 ImageNet weights (torchvision layout); default: download")
@@ -29,10 +35,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--lr", type=float, help="learning rate (default 1e-4)")
     p.add_argument("--lr-schedule", choices=("constant", "step", "cosine"), help="constant | step (x0.1 at --lr-drop) | cosine")
+    p.add_argument("--warmup", type=int, metavar="N", help="linear learning-rate warm-up iterations (default 0)")
     p.add_argument("--lr-drop", type=float, metavar="FRAC", help="fraction of the run where 'step' divides the lr by 10 (0.5)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--device", help="auto (default) | cpu | cuda | cuda:N | mps")
     p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), help="auto: bf16 on CPUs with native bf16, fp16 on GPUs")
+    p.add_argument("--ema-decay", type=float, metavar="D", help="keep an EMA of the generator (e.g. 0.999); 0 = off")
+    p.add_argument("--sync-bn", action="store_true", default=None, help="SyncBatchNorm across torchrun processes")
+    p.add_argument("--workers", type=int, metavar="N", help="DataLoader worker processes (default 0)")
     p.add_argument("--val-every", type=int, metavar="N", help="validate every N iterations")
     p.add_argument("--save-every", type=int, metavar="N", help="checkpoint every N iterations")
     p.add_argument("--log-every", type=int, metavar="N", help="log losses every N iterations")
@@ -69,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         options = read_config_file(args.config) if args.config else {}
         options |= overrides
-        if "content_loss" not in options and options.get("phase") == "srgan":
-            options["content_loss"] = "vgg54"
+        if options.get("phase") == "srgan":  # the paper's phase-2 defaults
+            options.setdefault("content_loss", "vgg54")
+            options.setdefault("lr_schedule", "step")
         cfg = TrainConfig.from_dict(options)
         if not cfg.train_dirs:
             raise ValueError("no training data: give --train-dir DIR or train_dirs in the config")
@@ -96,6 +107,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except TrainingStopped as exc:
         print(f"srgan train: {exc}", file=sys.stderr)
-        return 130 if "signal" in str(exc) else 1
+        return 130 if exc.interrupted else 1
     print(f"done: {out}")
     return 0

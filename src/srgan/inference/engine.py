@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections import defaultdict
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..device import autocast, resolve_precision
+from ..device import autocast, available_memory, resolve_precision
 from ..models import Generator
 from .tiling import Tile, plan_tiles
 
@@ -28,26 +27,9 @@ _ACTIVATION_FACTOR = 2.5
 _CPU_TILE_BUDGET = 1 << 30
 
 
-def _available_memory(device: torch.device) -> int:
-    if device.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        return int(free)
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 4 << 30
-
-
 def auto_tile_size(model: Generator, dtype: torch.dtype, device: torch.device, pad: int) -> int:
     """Largest tile core (LR px) whose activations fit in a quarter of the free memory."""
-    budget = _available_memory(device) // 4
+    budget = available_memory(device) // 4
     if device.type == "cpu":
         budget = min(budget, _CPU_TILE_BUDGET)
     elem = torch.finfo(dtype).bits // 8

@@ -11,7 +11,7 @@ def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy: real HR -> 1, generated SR -> 0 (sum of the two means)."""
-    return F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + \
-        F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+def discriminator_losses(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Binary cross-entropy terms (real HR -> 1, generated SR -> 0); D minimises their sum."""
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)),
+            F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))

@@ -20,12 +20,14 @@ class TrainConfig:
 
     phase: str = "srresnet"
     train_dirs: tuple[str, ...] = ()
+    train_lr_dirs: tuple[str, ...] = ()  # optional paired LR folders (matched by file stem)
     val_dir: str | None = None
     out: str = "runs/srresnet_x4"
     scale: int = 4
     num_blocks: int = 16
     channels: int = 64
     iterations: int = 100_000
+    epochs: int = 0  # when > 0, sets iterations to cover this many passes over the images
     batch_size: int = 16
     patch_size: int = 96
     lr: float = 1e-4
@@ -42,7 +44,9 @@ class TrainConfig:
     log_every: int = 20
     val_every: int = 500
     save_every: int = 250
-    epoch_size: int = 0  # crops per epoch; 0 = one per training image
+    ema_decay: float = 0.0  # > 0 keeps an exponential moving average of G (e.g. 0.999), used for eval/export
+    sync_bn: bool = False  # SyncBatchNorm across DDP ranks
+    workers: int = 0  # DataLoader worker processes (crops are cheap; 0 suits CPUs)
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -60,6 +64,10 @@ class TrainConfig:
              f"patch_size must be a multiple of 4*scale, got {self.patch_size}")
         need(self.lr > 0, f"lr must be positive, got {self.lr}")
         need(0 < self.lr_drop <= 1, f"lr_drop must be in (0, 1], got {self.lr_drop}")
+        need(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        need(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
+        need(not self.train_lr_dirs or len(self.train_lr_dirs) == len(self.train_dirs),
+             "give one LR folder per HR training folder")
         need(self.phase == "srgan" or self.content_loss in ("mse", "l1"),
              f"phase srresnet trains on pixel loss (mse or l1), got content_loss {self.content_loss!r}")
 
@@ -72,9 +80,10 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training options: {', '.join(sorted(unknown))}")
         data = dict(data)
-        if "train_dirs" in data:
-            dirs = data["train_dirs"]
-            data["train_dirs"] = tuple([dirs] if isinstance(dirs, str) else dirs)
+        for key in ("train_dirs", "train_lr_dirs"):
+            if key in data:
+                dirs = data[key]
+                data[key] = tuple([dirs] if isinstance(dirs, str) else dirs)
         return cls(**data)
 
     def save(self, path: Path) -> None:

@@ -6,18 +6,22 @@ Phase "srgan": starting from a trained SRResNet, alternate
   G: content(G(LR), HR) + adv_weight * BCE(D(G(LR)), 1)
 with content = VGG54 / VGG22 feature MSE (or pixel MSE for the paper's SRGAN-MSE).
 
-Runs on one process or many under torchrun (DDP, one data shard per rank); only rank 0 writes.
+The batch of iteration s is a pure function of s (see data.dataset.RandomCrops), the learning
+rate too (config.lr_at), and checkpoints hold every other piece of state, so a resumed run ends
+with the same weights as one that never stopped. Under torchrun each rank takes its slice of the
+same global batch (DDP; gloo on CPU, nccl on CUDA); only rank 0 logs and writes.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import logging
 import math
 import os
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +29,15 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from PIL import Image
+from tqdm import tqdm
 
-from ..data.dataset import RandomCrops, load_pairs
+from ..data.dataset import RandomCrops, StepBatches, load_pairs
 from ..device import autocast, resolve_precision, select_device
-from ..losses import CONTENT_LAYER_FOR, VGGFeatures, discriminator_loss, generator_adversarial_loss, load_vgg19_features
 from ..inference.engine import upscale_array
-from ..metrics import psnr_y
+from ..losses import (
+    CONTENT_LAYER_FOR, VGGFeatures, discriminator_losses, generator_adversarial_loss, load_vgg19_features,
+)
+from ..metrics import psnr_y, ssim_y
 from ..models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, load_generator, save_generator
 from .checkpoint import load_latest, save_checkpoint
 from .config import TrainConfig, lr_at
@@ -39,85 +46,87 @@ log = logging.getLogger(__name__)
 
 
 class TrainingStopped(Exception):
-    """Raised when a run stops early (signal or non-finite loss) after saving a checkpoint."""
+    """A run stopped early (signal or non-finite loss) after saving what it had."""
+
+    def __init__(self, message: str, interrupted: bool) -> None:
+        super().__init__(message)
+        self.interrupted = interrupted
 
 
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _setup_distributed(device_name: str) -> tuple[Dist, torch.device]:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        backend = "nccl" if torch.cuda.is_available() and device_name in ("auto", "cuda") else "gloo"
-        dist.init_process_group(backend)
-        rank, world = dist.get_rank(), dist.get_world_size()
-        if backend == "nccl":
-            local = int(os.environ.get("LOCAL_RANK", "0"))
-            torch.cuda.set_device(local)
-            return Dist(rank, world), torch.device("cuda", local)
-        return Dist(rank, world), select_device("cpu" if device_name == "auto" else device_name)
-    return Dist(), select_device(device_name)
+def _setup_distributed(device_name: str) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); initialises the process group under torchrun."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1, select_device(device_name)
+    use_cuda = torch.cuda.is_available() and device_name in ("auto", "cuda")
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return dist.get_rank(), dist.get_world_size(), torch.device("cuda", local)
+    return dist.get_rank(), dist.get_world_size(), select_device("cpu" if device_name == "auto" else device_name)
 
 
-def _load_val_images(folder: str | None, scale: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    if not folder:
-        return []
-    pairs = load_pairs([folder], scale, min_size=scale * 4)
-    return [(Path(p.name).stem, p.lr, p.hr) for p in pairs]
+def validate(model: Generator, images, precision: str, scale: int) -> tuple[float, float, list[np.ndarray]]:
+    """Mean Y-PSNR and Y-SSIM (scale px shaved) over whole validation images, and the outputs.
 
-
-def validate(model: Generator, images, precision: str, scale: int) -> tuple[float, list[np.ndarray]]:
-    """Mean Y-PSNR (scale px shaved) over whole validation images, and the SR outputs.
-
-    Uses the same tiled inference engine as `srgan upscale`, so validation scores what users get.
+    Uses the tiled engine of `srgan upscale` and the metrics of `srgan eval`, so validation
+    scores exactly what users get.
     """
     was_training = model.training
     outputs = [upscale_array(model, lr, precision=precision) for _, lr, _ in images]
     model.train(was_training)
-    scores = [psnr_y(sr, hr, scale) for sr, (_, _, hr) in zip(outputs, images)]
-    return float(np.mean(scores)), outputs
+    psnrs = [psnr_y(sr, hr, scale) for sr, (_, _, hr) in zip(outputs, images)]
+    ssims = [ssim_y(sr, hr, scale) for sr, (_, _, hr) in zip(outputs, images)]
+    return float(np.mean(psnrs)), float(np.mean(ssims)), outputs
 
 
-def _save_samples(run_dir: Path, step: int, images, outputs, limit: int = 3) -> None:
-    """A row per image: bicubic | SR | HR, saved as samples/step_XXXXXXX.png."""
+def save_samples(path: Path, images, outputs, limit: int = 3) -> None:
+    """A row per image: LR (nearest, enlarged) | SR | HR."""
     rows = []
     for (_, lr, hr), sr in list(zip(images, outputs))[:limit]:
         h, w = hr.shape[:2]
-        bic = np.asarray(Image.fromarray(lr).resize((w, h), Image.Resampling.BICUBIC))
-        rows.append(np.concatenate([bic, sr, hr], axis=1))
-    if not rows:
-        return
-    width = max(r.shape[1] for r in rows)
-    grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
-    out = run_dir / "samples" / f"step_{step:07d}.png"
-    out.parent.mkdir(exist_ok=True)
-    Image.fromarray(grid).save(out)
+        big_lr = np.asarray(Image.fromarray(lr).resize((w, h), Image.Resampling.NEAREST))
+        rows.append(np.concatenate([big_lr, sr, hr], axis=1))
+    if rows:
+        width = max(r.shape[1] for r in rows)
+        grid = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], axis=0)
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(grid).save(path)
+
+
+def _recipe(cfg: TrainConfig, step: int) -> dict:
+    return {
+        "phase": cfg.phase, "iterations": step, "batch_size": cfg.batch_size, "patch_size": cfg.patch_size,
+        "lr": cfg.lr, "lr_schedule": cfg.lr_schedule, "content_loss": cfg.content_loss,
+        "adv_weight": cfg.adv_weight if cfg.phase == "srgan" else 0.0, "ema_decay": cfg.ema_decay,
+        "data": [Path(d).name for d in cfg.train_dirs], "degradation": "bicubic x1/scale (Pillow, antialiased)",
+    }
 
 
 def train(cfg: TrainConfig) -> Path:
     """Run (or resume) training as configured; returns the path of generator.safetensors."""
-    dinfo, device = _setup_distributed(cfg.device)
+    rank, world, device = _setup_distributed(cfg.device)
+    main = rank == 0
     dtype = resolve_precision(cfg.precision, device)
     run_dir = Path(cfg.out)
-    torch.manual_seed(cfg.seed + dinfo.rank)
+    torch.manual_seed(cfg.seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
     # Everything that can fail on bad input fails here, before any work.
     vgg = None
     if cfg.phase == "srgan" and cfg.content_loss in CONTENT_LAYER_FOR:
-        vgg = VGGFeatures(load_vgg19_features(cfg.vgg_weights), CONTENT_LAYER_FOR[cfg.content_loss]).to(device)
-        vgg = vgg.to(memory_format=torch.channels_last)
-    pairs = load_pairs(list(cfg.train_dirs), cfg.scale, min_size=cfg.patch_size)
-    val_images = _load_val_images(cfg.val_dir, cfg.scale) if dinfo.main else []
-    log.info("training on %d images (%d MB decoded) with %s %s", len(pairs),
-             sum(p.hr.nbytes + p.lr.nbytes for p in pairs) >> 20, device, str(dtype).removeprefix("torch."))
+        vgg = VGGFeatures(load_vgg19_features(cfg.vgg_weights), CONTENT_LAYER_FOR[cfg.content_loss])
+        vgg = vgg.to(device, memory_format=torch.channels_last)
+    pairs = load_pairs(list(cfg.train_dirs), cfg.scale, cfg.patch_size, list(cfg.train_lr_dirs) or None)
+    val_images = []
+    if main and cfg.val_dir:
+        val_images = [(Path(p.name).stem, p.lr, p.hr) for p in load_pairs([cfg.val_dir], cfg.scale, cfg.scale * 4)]
+    if cfg.epochs:
+        cfg = dataclasses.replace(cfg, iterations=math.ceil(cfg.epochs * len(pairs) / cfg.batch_size))
+    log.info("training on %d images (%d MB decoded), %d iterations, %s %s, %d process(es)", len(pairs),
+             sum(p.hr.nbytes + p.lr.nbytes for p in pairs) >> 20, cfg.iterations, device,
+             str(dtype).removeprefix("torch."), world)
 
     gcfg = GeneratorConfig(scale=cfg.scale, num_blocks=cfg.num_blocks, channels=cfg.channels)
     gen = Generator(gcfg)
@@ -126,12 +135,21 @@ def train(cfg: TrainConfig) -> Path:
         if init.config != gcfg:
             raise ValueError(f"--init {cfg.init}: architecture {init.config} differs from the configured {gcfg}")
         gen.load_state_dict(init.state_dict())
+    disc = Discriminator(DiscriminatorConfig(input_size=cfg.patch_size)) if cfg.phase == "srgan" else None
+    if cfg.sync_bn and device.type != "cuda":
+        raise ValueError("--sync-bn needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only)")
+    if world > 1 and cfg.sync_bn:
+        gen = torch.nn.SyncBatchNorm.convert_sync_batchnorm(gen)
+        disc = torch.nn.SyncBatchNorm.convert_sync_batchnorm(disc) if disc is not None else None
     gen = gen.to(device, memory_format=torch.channels_last).train()
+    ema = copy.deepcopy(gen).eval().requires_grad_(False) if cfg.ema_decay else None
     g_opt = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
-    disc = d_opt = None
-    if cfg.phase == "srgan":
-        disc = Discriminator(DiscriminatorConfig(input_size=cfg.patch_size)).to(device, memory_format=torch.channels_last).train()
+    d_opt = None
+    if disc is not None:
+        disc = disc.to(device, memory_format=torch.channels_last).train()
         d_opt = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+    # fp16 needs loss scaling; bf16 and fp32 do not.
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
     step, best = 0, -math.inf
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -142,47 +160,43 @@ def train(cfg: TrainConfig) -> Path:
         if disc is not None and "discriminator" in state:
             disc.load_state_dict(state["discriminator"])
             d_opt.load_state_dict(state["d_opt"])
+        if ema is not None:
+            ema.load_state_dict(state.get("ema", state["generator"]))
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
+        if "rng" in state:
+            torch.set_rng_state(state["rng"])
         step, best = int(state["step"]), float(state.get("best_psnr", -math.inf))
         log.info("resumed from %s at iteration %d", run_dir, step)
-    if dinfo.main:
+    if main:
         cfg.save(run_dir / "config.json")
 
     g_model, d_model = gen, disc
-    if dinfo.world > 1:
+    if world > 1:
         ids = [device.index] if device.type == "cuda" else None
         g_model = torch.nn.parallel.DistributedDataParallel(gen, device_ids=ids)
         if disc is not None:
             d_model = torch.nn.parallel.DistributedDataParallel(disc, device_ids=ids)
 
-    per_rank_batch = max(1, cfg.batch_size // dinfo.world)
-    dataset = RandomCrops(pairs, cfg.patch_size, cfg.scale, seed=cfg.seed * 1000 + dinfo.rank,
-                          epoch_size=max(cfg.epoch_size or len(pairs), per_rank_batch))
-    steps_per_epoch = len(dataset) // per_rank_batch
-
-    def batches():
-        epoch = step // steps_per_epoch
-        skip = step % steps_per_epoch
-        while True:
-            dataset.epoch = epoch
-            loader = torch.utils.data.DataLoader(dataset, batch_size=per_rank_batch, shuffle=False, drop_last=True,
-                                                 pin_memory=device.type == "cuda")
-            for i, batch in enumerate(loader):
-                if i >= skip:
-                    yield epoch, batch
-            epoch, skip = epoch + 1, 0
-
-    def checkpoint_state() -> dict:
-        state = {"step": step, "best_psnr": best, "config": cfg.to_dict(),
-                 "generator": gen.state_dict(), "g_opt": g_opt.state_dict()}
-        if disc is not None:
-            state |= {"discriminator": disc.state_dict(), "d_opt": d_opt.state_dict()}
-        return state
+    dataset = RandomCrops(pairs, cfg.patch_size, cfg.scale, seed=cfg.seed)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=StepBatches(step, cfg.batch_size, rank, world), num_workers=cfg.workers,
+        pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
+    )
+    batches = iter(loader)
 
     def save_all(reason: str) -> None:
-        if dinfo.main:
-            save_checkpoint(run_dir, checkpoint_state())
-            save_generator(gen, run_dir / "generator.safetensors", recipe=_recipe(cfg, step))
-            log.info("saved checkpoint at iteration %d (%s)", step, reason)
+        if not main:
+            return
+        state = {"step": step, "best_psnr": best, "config": cfg.to_dict(), "rng": torch.get_rng_state(),
+                 "generator": gen.state_dict(), "g_opt": g_opt.state_dict(), "scaler": scaler.state_dict()}
+        if disc is not None:
+            state |= {"discriminator": disc.state_dict(), "d_opt": d_opt.state_dict()}
+        if ema is not None:
+            state["ema"] = ema.state_dict()
+        save_checkpoint(run_dir, state)
+        save_generator(ema if ema is not None else gen, run_dir / "generator.safetensors", recipe=_recipe(cfg, step))
+        log.info("saved checkpoint at iteration %d (%s)", step, reason)
 
     stop_signal: list[int] = []
     handlers = {}
@@ -192,23 +206,22 @@ def train(cfg: TrainConfig) -> Path:
         except ValueError:  # not in the main thread
             pass
 
-    metrics_file = open(run_dir / "metrics.jsonl", "a") if dinfo.main else None
-    data_time = step_time = 0.0
+    writer = _tensorboard(run_dir) if main else None
+    metrics_file = open(run_dir / "metrics.jsonl", "a") if main else None
+    bar = tqdm(total=cfg.iterations, initial=step, desc=cfg.phase, unit="it", disable=not main, dynamic_ncols=True)
     sums: dict[str, float] = {}
-    count = 0
-    it = batches()
+    count, data_time, step_time = 0, 0.0, 0.0
     try:
         while step < cfg.iterations:
             t0 = time.perf_counter()
-            epoch, (lr_img, hr_img) = next(it)
+            lr_img, hr_img = next(batches)
             lr_img = lr_img.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             hr_img = hr_img.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             t1 = time.perf_counter()
             lr_now = lr_at(step, cfg)
             for opt in (g_opt, d_opt):
-                if opt is not None:
-                    for group in opt.param_groups:
-                        group["lr"] = lr_now
+                for group in opt.param_groups if opt is not None else ():
+                    group["lr"] = lr_now
 
             losses: dict[str, torch.Tensor] = {}
             with autocast(device, dtype):
@@ -216,32 +229,39 @@ def train(cfg: TrainConfig) -> Path:
             if d_model is not None:
                 d_opt.zero_grad(set_to_none=True)
                 with autocast(device, dtype):
-                    d_loss = discriminator_loss(d_model(hr_img).float(), d_model(sr.detach()).float())
-                d_loss.backward()
-                d_opt.step()
-                losses["d_loss"] = d_loss.detach()
+                    real_logits = d_model(hr_img).float()
+                    fake_logits = d_model(sr.detach()).float()
+                d_real, d_fake = discriminator_losses(real_logits, fake_logits)
+                scaler.scale(d_real + d_fake).backward()
+                scaler.step(d_opt)
+                losses |= {"d_loss": (d_real + d_fake).detach(), "d_real_loss": d_real.detach(),
+                           "d_fake_loss": d_fake.detach(), "d_hr": torch.sigmoid(real_logits).mean().detach(),
+                           "d_sr": torch.sigmoid(fake_logits).mean().detach()}
+
             g_opt.zero_grad(set_to_none=True)
-            sr32 = sr.float()
             if cfg.content_loss == "l1":
-                content = F.l1_loss(sr32, hr_img)
+                content = F.l1_loss(sr.float(), hr_img)
             elif vgg is not None:
                 with autocast(device, dtype):
-                    both = vgg(torch.cat([sr, hr_img.to(sr.dtype)]))
-                fake_f, real_f = both.float().chunk(2)
+                    fake_f, real_f = vgg(torch.cat([sr, hr_img.to(sr.dtype)])).float().chunk(2)
                 content = F.mse_loss(fake_f, real_f.detach())
             else:
-                content = F.mse_loss(sr32, hr_img)
+                content = F.mse_loss(sr.float(), hr_img)
             g_loss = content
             losses["content_loss"] = content.detach()
             if d_model is not None:
                 with autocast(device, dtype):
-                    fake_logits = d_model(sr)
-                adv = generator_adversarial_loss(fake_logits.float())
+                    adv = generator_adversarial_loss(d_model(sr).float())
                 g_loss = g_loss + cfg.adv_weight * adv
                 losses["adv_loss"] = adv.detach()
             losses["g_loss"] = g_loss.detach()
-            g_loss.backward()
-            g_opt.step()
+            scaler.scale(g_loss).backward()
+            scaler.step(g_opt)
+            scaler.update()
+            if ema is not None:
+                with torch.no_grad():
+                    for e, p in zip(ema.state_dict().values(), gen.state_dict().values()):
+                        e.lerp_(p, 1 - cfg.ema_decay) if e.is_floating_point() else e.copy_(p)
             t2 = time.perf_counter()
             step += 1
 
@@ -250,49 +270,59 @@ def train(cfg: TrainConfig) -> Path:
                 raise FloatingPointError(f"non-finite loss at iteration {step}: {values}")
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v
-            count += 1
-            data_time += t1 - t0
-            step_time += t2 - t0
+            count, data_time, step_time = count + 1, data_time + (t1 - t0), step_time + (t2 - t0)
+            bar.update(1)
 
             record: dict[str, float | int] = {}
-            if dinfo.main and (step % cfg.log_every == 0 or step == cfg.iterations):
-                record = {"iteration": step, "epoch": epoch, "lr": lr_now,
-                          **{k: v / count for k, v in sums.items()},
-                          "sec_per_it": step_time / count, "data_frac": data_time / max(step_time, 1e-9)}
-                log.info("it %d  epoch %d  %s  %.2fs/it  data %.1f%%", step, epoch,
-                         "  ".join(f"{k} {v / count:.4g}" for k, v in sums.items()),
-                         step_time / count, 100 * data_time / max(step_time, 1e-9))
+            epoch = (step - 1) * cfg.batch_size // len(pairs)
+            if main and (step % cfg.log_every == 0 or step == cfg.iterations):
+                means = {k: v / count for k, v in sums.items()}
+                record = {"iteration": step, "epoch": epoch, "lr": lr_now, **means,
+                          "it_per_s": count / step_time, "sec_per_it": step_time / count,
+                          "data_time": data_time / count, "data_frac": data_time / max(step_time, 1e-9)}
+                bar.set_postfix({k: f"{means[k]:.4g}" for k in ("g_loss", "d_loss") if k in means})
+                log.debug("it %d %s", step, means)
                 sums, count, data_time, step_time = {}, 0, 0.0, 0.0
-            if dinfo.main and val_images and (step % cfg.val_every == 0 or step == cfg.iterations):
-                score, outputs = validate(gen, val_images, cfg.precision, cfg.scale)
-                best = max(best, score)
-                record |= {"iteration": step, "epoch": epoch, "val_psnr_y": score}
-                log.info("it %d  validation Y-PSNR %.3f dB (best %.3f)", step, score, best)
-                _save_samples(run_dir, step, val_images, outputs)
+            if main and val_images and (step % cfg.val_every == 0 or step == cfg.iterations):
+                psnr, ssim, outputs = validate(ema if ema is not None else gen, val_images, cfg.precision, cfg.scale)
+                best = max(best, psnr)
+                record |= {"iteration": step, "epoch": epoch, "val_psnr_y": psnr, "val_ssim_y": ssim}
+                bar.write(f"iteration {step}: validation Y-PSNR {psnr:.3f} dB, SSIM {ssim:.4f} (best {best:.3f})")
+                save_samples(run_dir / "samples" / f"step_{step:07d}.png", val_images, outputs)
             if record and metrics_file:
                 metrics_file.write(json.dumps(record) + "\n")
                 metrics_file.flush()
+                if writer is not None:
+                    for k, v in record.items():
+                        if k != "iteration":
+                            writer.add_scalar(k, v, step)
             if step % cfg.save_every == 0 or step == cfg.iterations:
                 save_all("scheduled")
             if stop_signal:
                 save_all(f"signal {stop_signal[0]}")
-                raise TrainingStopped(f"stopped by signal {stop_signal[0]} at iteration {step}; resume with --resume")
+                raise TrainingStopped(f"stopped by signal {stop_signal[0]} at iteration {step}; "
+                                      f"continue with --resume --out {run_dir}", interrupted=True)
+        if world > 1:
+            dist.barrier()  # let rank 0 finish writing before any rank tears the group down
     except FloatingPointError as exc:
-        raise TrainingStopped(f"{exc}; the last good checkpoint is in {run_dir}") from None
+        raise TrainingStopped(f"{exc}; the last good checkpoint is in {run_dir}", interrupted=False) from None
     finally:
+        bar.close()
         if metrics_file:
             metrics_file.close()
+        if writer is not None:
+            writer.close()
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
-        if dinfo.world > 1:
+        if world > 1:
             dist.destroy_process_group()
     return run_dir / "generator.safetensors"
 
 
-def _recipe(cfg: TrainConfig, step: int) -> dict:
-    return {
-        "phase": cfg.phase, "iterations": step, "batch_size": cfg.batch_size, "patch_size": cfg.patch_size,
-        "lr": cfg.lr, "lr_schedule": cfg.lr_schedule, "content_loss": cfg.content_loss,
-        "adv_weight": cfg.adv_weight if cfg.phase == "srgan" else 0.0,
-        "data": [Path(d).name for d in cfg.train_dirs], "degradation": "bicubic (Pillow, antialiased)",
-    }
+def _tensorboard(run_dir: Path):
+    """A SummaryWriter when tensorboard is installed, else None (metrics.jsonl always exists)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))

@@ -1,0 +1,77 @@
+"""`srgan plot RUN_DIR -o FILE.png`: losses and validation PSNR of a training run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HELP = "plot generator/discriminator losses and validation PSNR of a training run"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help=HELP, description=HELP + " (reads RUN_DIR/metrics.jsonl; needs matplotlib).")
+    p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="training run folder(s); several are drawn in sequence")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE.png", help="image to write")
+    p.add_argument("--x", choices=("iteration", "epoch"), default="iteration", help="x axis (default iteration)")
+    p.set_defaults(func=run)
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        raise ValueError(f"{run_dir}: no metrics.jsonl (is this a training run folder?)")
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise ValueError(f"{path}:{n}: not JSON") from None
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("srgan plot: error: needs matplotlib (pip install 'srgan[plot]')", file=sys.stderr)
+        return 2
+    try:
+        runs = [(d.name, read_metrics(d)) for d in args.run_dirs]
+    except ValueError as exc:
+        print(f"srgan plot: error: {exc}", file=sys.stderr)
+        return 2
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(13, 4.5))
+    offset = 0
+    for name, rows in runs:
+        def series(key):
+            pts = [(r[args.x] + (offset if args.x == "iteration" else 0), r[key]) for r in rows if key in r]
+            return zip(*pts) if pts else ((), ())
+
+        for key, label in (("g_loss", "generator (total)"), ("content_loss", "content"),
+                           ("d_loss", "discriminator"), ("adv_loss", "adversarial (unweighted)")):
+            xs, ys = series(key)
+            if xs and not (key == "content_loss" and not any("d_loss" in r for r in rows)):
+                ax_loss.plot(xs, ys, label=f"{name}: {label}", linewidth=1)
+        xs, ys = series("val_psnr_y")
+        if xs:
+            ax_val.plot(xs, ys, marker="o", markersize=3, label=name)
+        offset = max([r.get("iteration", 0) for r in rows] + [offset])
+    ax_loss.set(title="Discriminator vs generator loss", xlabel=args.x, ylabel="loss", yscale="log")
+    ax_val.set(title="Validation Y-PSNR", xlabel=args.x, ylabel="dB")
+    for ax in (ax_loss, ax_val):
+        ax.grid(alpha=0.3)
+        if ax.has_data():
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.output.with_name(f".{args.output.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(args.output)
+    print(f"wrote {args.output}")
+    return 0

@@ -1,0 +1,101 @@
+"""`srgan serve`: the HTTP API and web page (FastAPI under uvicorn), on loopback by default."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+
+HELP = "serve an HTTP API and a web page for upscaling (needs the 'serve' extra)"
+MISSING_EXTRA = ("srgan serve needs the optional 'serve' dependencies (fastapi, uvicorn, python-multipart): "
+                 "pip install 'srgan[serve]'")
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..models import PRETRAINED
+    from ..serve.settings import SERVE_MAX_PIXELS
+
+    p = sub.add_parser(
+        "serve", help=HELP,
+        description=HELP + ". GET / is the page; POST /v1/upscale, GET /v1/models, GET /healthz; OpenAPI docs "
+                           "at /docs. Stops on Ctrl-C or SIGTERM. Exit codes: 1 could not start (port in use...), 2 usage error.",
+    )
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 exposes it, "
+                        "without authentication)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument("-m", "--model", dest="models", action="append", metavar="NAME|PATH",
+                   help=f"offer this model (repeatable; the first is the default); default: all bundled "
+                        f"({', '.join(PRETRAINED)})")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB",
+                   help="largest uploaded file in MiB, refused with 413 while it streams (default 20)")
+    p.add_argument("--max-pixels", type=int, default=SERVE_MAX_PIXELS, metavar="N",
+                   help=f"largest input in pixels, refused with 413 from its header (default {SERVE_MAX_PIXELS:,} "
+                        "= 2048x2048)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="inference jobs at once (default 1: one per CPU device is fastest)")
+    p.add_argument("--queue", type=int, default=4, metavar="N",
+                   help="jobs that may wait for a worker; more get 503 with Retry-After (default 4)")
+    p.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N, mps")
+    p.add_argument("--fp32", action="store_true", help="full precision (default: bf16 on CPUs with native bf16, "
+                                                       "fp16 on GPUs)")
+    p.add_argument("-t", "--tile", type=int, default=0, metavar="N",
+                   help="LR tile size in pixels; 0 = automatic from free memory (default)")
+    p.set_defaults(func=run)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    def err(msg: str) -> None:
+        print(f"srgan serve: error: {msg}", file=sys.stderr)
+
+    try:
+        import uvicorn
+
+        from ..serve.app import create_app
+    except ImportError as exc:
+        err(f"{MISSING_EXTRA} ({exc})")
+        return 2
+    from ..serve.settings import MIB, ServeSettings, parse_model_specs
+
+    if not 0 < args.port < 65536:
+        err(f"--port must be in 1..65535, got {args.port}")
+        return 2
+    if not args.max_upload_mb > 0:
+        err(f"--max-upload-mb must be > 0, got {args.max_upload_mb}")
+        return 2
+    try:
+        models = parse_model_specs(args.models) if args.models else None
+        settings = ServeSettings(
+            **({"models": models, "default_model": next(iter(models))} if models else {}),
+            device=args.device, precision="fp32" if args.fp32 else "auto", workers=args.workers,
+            queue_size=args.queue, max_upload_bytes=int(args.max_upload_mb * MIB), max_pixels=args.max_pixels,
+            tile=args.tile,
+        )
+        app = create_app(settings)
+    except ValueError as exc:
+        err(str(exc).replace("queue_size", "--queue").replace("max_pixels", "--max-pixels")
+            .replace("workers", "--workers").replace("tile ", "--tile "))
+        return 2
+    if not _is_loopback(args.host):
+        log.warning("listening on %s: anyone who can reach this machine can use the service (no authentication)",
+                    args.host)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"srgan serve: http://{shown}:{args.port}/  (models: {', '.join(settings.models)}; "
+          f"{settings.workers} worker(s), queue {settings.queue_size}; Ctrl-C to stop)", flush=True)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    server.run()
+    # uvicorn returns without serving when it cannot bind (port in use...); it has logged why.
+    return 0 if server.started else 1

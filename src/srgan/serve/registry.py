@@ -1,0 +1,72 @@
+"""The models a service offers: loaded once on first use, then shared by every request."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..inference.api import load_model, resolve_weights
+from ..models import PRETRAINED, Generator, read_metadata
+
+log = logging.getLogger(__name__)
+
+
+def _declared_scale(source: str) -> int | None:
+    """The scale written in a weights file's metadata, without loading it (None if unknown)."""
+    try:
+        config = json.loads(read_metadata(resolve_weights(source)).get("srgan.config", "{}"))
+        return int(config["scale"]) if "scale" in config else None
+    except Exception:  # a .pth file, or metadata we cannot read: known once loaded
+        return None
+
+
+class ModelRegistry:
+    """Public name -> lazily loaded Generator on one device; thread-safe."""
+
+    def __init__(self, sources: Mapping[str, str], device: torch.device) -> None:
+        self.device = device
+        self._sources = dict(sources)
+        self._models: dict[str, Generator] = {}
+        self._locks = {name: threading.Lock() for name in self._sources}
+        self._scales = {name: _declared_scale(src) for name, src in self._sources.items()}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._sources
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._sources)
+
+    @property
+    def loaded(self) -> list[str]:
+        return [name for name in self._sources if name in self._models]
+
+    def get(self, name: str) -> Generator:
+        """The model called `name`, loading it on first use (raises KeyError, WeightsError)."""
+        model = self._models.get(name)
+        if model is not None:
+            return model
+        with self._locks[name]:  # one load per model, even when requests for it arrive together
+            model = self._models.get(name)
+            if model is None:
+                log.info("loading model %s from %s on %s", name, self._sources[name], self.device)
+                model = load_model(self._sources[name], self.device)
+                self._models[name] = model
+                self._scales[name] = model.scale
+        return model
+
+    def describe(self, name: str) -> dict[str, Any]:
+        """{name, scale, description, loaded} for the model list."""
+        source = self._sources[name]
+        if source in PRETRAINED:
+            description = PRETRAINED[source].description
+        else:
+            description = f"weights file {Path(source).name}"
+        return {"name": name, "scale": self._scales[name], "description": description,
+                "loaded": name in self._models}
