@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 pytest.importorskip("fastapi", reason="the 'serve' extra (fastapi) is not installed")
@@ -26,6 +27,7 @@ from srgan.serve import ServeSettings, create_app, parse_model_specs  # noqa: E4
 from srgan.serve.limits import BodyLimitMiddleware  # noqa: E402
 from srgan.serve.pool import QueueFull, WorkerPool  # noqa: E402
 from srgan.serve.registry import ModelRegistry  # noqa: E402
+
 
 @pytest.fixture
 def make_client(tiny_weights):
@@ -154,7 +156,7 @@ def test_model_is_loaded_once_and_shared(tiny_weights, monkeypatch):
         return real(*args)
 
     monkeypatch.setattr(registry_module, "load_model", slow_load)
-    registry = ModelRegistry({"tiny": str(tiny_weights)}, device=__import__("torch").device("cpu"))
+    registry = ModelRegistry({"tiny": str(tiny_weights)}, device=torch.device("cpu"))
     got = []
     threads = [threading.Thread(target=lambda: got.append(registry.get("tiny"))) for _ in range(4)]
     for t in threads:
@@ -182,7 +184,8 @@ def test_413_upload_over_the_limit_while_streaming(client):
         for _ in range(64):
             yield b"0" * 16384
 
-    r = client.post("/v1/upscale", content=body(), headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
+    r = client.post("/v1/upscale", content=body(), headers=headers)
     assert_error(r, 413, "upload_too_large", "more than")
 
 

@@ -239,3 +239,13 @@ def test_nan_loss_stops_with_last_good_checkpoint(folders, tmp_path, monkeypatch
     assert train(folders, out) == 1
     assert "non-finite loss at iteration 3" in capsys.readouterr().err
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 2
+
+
+@pytest.mark.parametrize("name", ["srresnet_x4.toml", "srgan_x4.toml"])
+def test_example_configs_are_valid(name):
+    from pathlib import Path
+
+    from srgan.cli.train_cmd import read_config_file
+
+    cfg = TrainConfig.from_dict(read_config_file(Path(__file__).parents[1] / "configs" / name))
+    assert cfg.scale == 4 and cfg.batch_size == 16 and cfg.patch_size == 96

@@ -21,7 +21,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "serve", help=HELP,
         description=HELP + ". GET / is the page; POST /v1/upscale, GET /v1/models, GET /healthz; OpenAPI docs "
-                           "at /docs. Stops on Ctrl-C or SIGTERM. Exit codes: 1 could not start (port in use...), 2 usage error.",
+                           "at /docs. Stops on Ctrl-C or SIGTERM. Exit codes: 1 could not start (port in use...), "
+                           "2 usage error.",
     )
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 exposes it, "

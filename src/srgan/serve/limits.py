@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import error_response
@@ -36,7 +37,7 @@ class BodyLimitMiddleware:
         self.max_bytes = max_bytes
         self.file_limit = file_limit if file_limit is not None else max_bytes
 
-    def _too_large(self, size: str):
+    def _too_large(self, size: str) -> JSONResponse:
         return error_response(
             413, "upload_too_large",
             f"upload: {size} is over the limit of {describe_bytes(self.file_limit)} per file "
@@ -103,7 +104,7 @@ class BusyMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths and self.is_full():
             seconds = self.retry_after()
-            await error_response(503, "busy", f"server busy: every worker and queue slot is taken; retry in {seconds} s",
-                                 {"Retry-After": str(seconds)})(scope, receive, send)
+            message = f"server busy: every worker and queue slot is taken; retry in {seconds} s"
+            await error_response(503, "busy", message, {"Retry-After": str(seconds)})(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -208,7 +209,10 @@ def train(cfg: TrainConfig) -> Path:
 
     writer = _tensorboard(run_dir) if main else None
     metrics_file = open(run_dir / "metrics.jsonl", "a") if main else None
-    bar = tqdm(total=cfg.iterations, initial=step, desc=cfg.phase, unit="it", disable=not main, dynamic_ncols=True)
+    # In a log file (not a terminal) refresh the bar rarely, so logs stay readable.
+    interactive = sys.stderr.isatty()
+    bar = tqdm(total=cfg.iterations, initial=step, desc=cfg.phase, unit="it", disable=not main,
+               dynamic_ncols=True, mininterval=0.1 if interactive else 30)
     sums: dict[str, float] = {}
     count, data_time, step_time = 0, 0.0, 0.0
     try:
