@@ -342,3 +342,17 @@ def test_cli_parses_and_refuses_bad_options(capsys, tiny_weights):
     assert "no/such/file.safetensors" in capsys.readouterr().err
     assert main(["serve", "--max-upload-mb", "0"]) == 2
     assert "--max-upload-mb must be > 0" in capsys.readouterr().err
+
+
+def test_uploads_spool_to_a_private_temp_dir_removed_at_shutdown(make_client):
+    import os
+    import stat
+    import tempfile
+
+    with make_client() as client:
+        private = tempfile.gettempdir()
+        assert "srgan-serve-" in private
+        assert stat.S_IMODE(os.stat(private).st_mode) == 0o700
+        client.get("/healthz")
+    assert not os.path.exists(private)
+    assert "srgan-serve-" not in tempfile.gettempdir()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
+import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -120,8 +122,16 @@ def create_app(settings: ServeSettings | None = None, **overrides: Any) -> FastA
         log.info("srgan serve: models %s (default %s) on %s, %d worker(s), queue %d, max upload %s, "
                  "max %d pixels", ", ".join(registry.names), settings.default_model, device, settings.workers,
                  settings.queue_size, describe_bytes(settings.max_upload_bytes), settings.max_pixels)
-        yield
-        pool.shutdown()
+        # Large uploads are spooled by Starlette to tempfile's default folder: point it at a
+        # private (0700) folder for the server's lifetime and remove it, with anything left, at exit.
+        private = tempfile.mkdtemp(prefix="srgan-serve-")
+        previous, tempfile.tempdir = tempfile.tempdir, private
+        try:
+            yield
+        finally:
+            tempfile.tempdir = previous
+            shutil.rmtree(private, ignore_errors=True)
+            pool.shutdown()
 
     app = FastAPI(
         title="srgan", version=__version__, lifespan=lifespan,
