@@ -249,3 +249,11 @@ def test_example_configs_are_valid(name):
 
     cfg = TrainConfig.from_dict(read_config_file(Path(__file__).parents[1] / "configs" / name))
     assert cfg.scale == 4 and cfg.batch_size == 16 and cfg.patch_size == 96
+
+
+def test_resume_needs_only_the_run_folder(folders, tmp_path):
+    out = tmp_path / "run"
+    assert train(folders, out) == 0
+    assert main(["train", "--out", str(out), "--resume", "--iterations", "5"]) == 0
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 5
+    assert json.loads((out / "config.json").read_text())["num_blocks"] == 1

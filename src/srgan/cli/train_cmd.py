@@ -77,8 +77,12 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in vars(args).items()
                  if k not in ("config", "resume", "func", "command") and v is not None}
     try:
-        options = read_config_file(args.config) if args.config else {}
-        options |= overrides
+        from_file = read_config_file(args.config) if args.config else {}
+        run_dir = Path(overrides.get("out") or from_file.get("out") or TrainConfig.out)
+        saved = run_dir / "config.json"
+        # --resume starts from the run's own resolved config; the file and flags still override it.
+        options = json.loads(saved.read_text()) if args.resume and saved.is_file() else {}
+        options |= from_file | overrides
         if options.get("phase") == "srgan":  # the paper's phase-2 defaults
             options.setdefault("content_loss", "vgg54")
             options.setdefault("lr_schedule", "step")
@@ -88,14 +92,10 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError, TypeError) as exc:
         print(f"srgan train: error: {exc}", file=sys.stderr)
         return 2
-    run_dir = Path(cfg.out)
     if not args.resume and (run_dir / "checkpoint.pt").exists():
         print(f"srgan train: error: {run_dir} already holds a run; pass --resume to continue it "
               "or choose another --out", file=sys.stderr)
         return 2
-    if args.resume and (run_dir / "config.json").exists():
-        saved = json.loads((run_dir / "config.json").read_text())
-        cfg = TrainConfig.from_dict(saved | overrides | ({"content_loss": options["content_loss"]} if "content_loss" in overrides else {}))
 
     from ..losses import VGGWeightsError
     from ..training.loop import TrainingStopped, train

@@ -2,27 +2,39 @@
 
 The network never sees more than one batch of tiles at a time, and the full-resolution result
 is only ever held as uint8/uint16 (3 bytes per output pixel in 8-bit RGB), never as float.
+
+Speed (measured numbers and what did not help: docs/performance.md): SRResNet runs as
+`fastpath.InferenceGenerator` (BatchNorm folded, the 9x9 tail rewritten polyphase), in
+channels_last, under bf16 autocast on CPUs with native bf16 and fp16 autocast on GPUs. On CUDA,
+tiles are staged in pinned host memory and copied both ways with non_blocking transfers, and a
+batch's result is written into the output while the next batch computes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections import defaultdict
+from collections import defaultdict, deque
+from collections.abc import Iterator
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from ..device import autocast, available_memory, resolve_precision
 from ..models import Generator
+from .fastpath import InferenceGenerator
 from .tiling import Tile, plan_tiles
 
 log = logging.getLogger(__name__)
 
-# Peak activation memory of SRResNet inference per padded LR pixel, in units of
-# channels * scale^2 * bytes-per-element (measured: 10.2 KB/px fp32, 5.1 KB/px bf16 at 64 ch, x4).
-_ACTIVATION_FACTOR = 2.5
+# Peak memory of SRResNet inference per padded LR pixel, in units of
+# channels * scale^2 * bytes-per-element. With the fast path the peak is the last upsampler
+# (its 4C-channel input at scale/2 resolution and its output, PReLU in place): measured
+# 2.7 KB/px in bf16 (docs/performance.md), i.e. ~1.3 units; 1.5 keeps a margin.
+_ACTIVATION_FACTOR = 1.5
 # On CPUs, tiles beyond ~1 GiB of activations gain no speed, only memory use.
 _CPU_TILE_BUDGET = 1 << 30
 
@@ -38,13 +50,86 @@ def auto_tile_size(model: Generator, dtype: torch.dtype, device: torch.device, p
     return max(32, side)
 
 
-def _to_tensor(region: np.ndarray, maxval: float, device: torch.device) -> torch.Tensor:
-    """(H, W, 3) uint -> (1, 3, H, W) float in [0, 1] on `device`."""
-    t = torch.from_numpy(np.array(region)).to(device)  # a copy: inputs may be read-only views
-    return t.permute(2, 0, 1)[None].float().div_(maxval)
+def inference_network(model: Generator) -> nn.Module:
+    """The module to run for `model` in eval mode: the fast rewrite when the model allows it.
+
+    Generators with a custom forward fall back to the model itself (in channels_last).
+    """
+    if InferenceGenerator.supports(model):
+        return InferenceGenerator.from_generator(model)
+    log.debug("%s: no fast path, running the module as is", type(model).__name__)
+    return model.to(memory_format=torch.channels_last)
 
 
-@torch.no_grad()
+def _stage_dtype(dtype: np.dtype) -> torch.dtype:
+    """Integer dtype for moving pixels between host and device: uint8, or int32 for 16-bit
+    (PyTorch's uint16 lacks kernels on some devices; int32 holds 0..65535 exactly)."""
+    return torch.uint8 if dtype == np.uint8 else torch.int32
+
+
+def _load_tiles(image: np.ndarray, batch: list[Tile], maxval: float, device: torch.device) -> torch.Tensor:
+    """Padded tile windows of an (H, W, 3) uint image -> (N, 3, h, w) float in [0, 1] on `device`.
+
+    The result is channels_last (an NHWC buffer viewed as NCHW), the layout the network runs in.
+    On CUDA the integer pixels are staged in pinned memory and sent without blocking, so the
+    copy overlaps the previous batch's compute; the float conversion happens on the device.
+    """
+    h, w = batch[0].padded_shape
+    pin = device.type == "cuda"
+    host = torch.empty((len(batch), h, w, 3), dtype=_stage_dtype(image.dtype), pin_memory=pin)
+    view = host.numpy()
+    for k, t in enumerate(batch):
+        view[k] = image[t.py0 : t.py1, t.px0 : t.px1]
+    x = host.to(device, non_blocking=pin)
+    return x.permute(0, 3, 1, 2).float().div_(maxval)
+
+
+def _quantize(y: torch.Tensor, maxval: float, stage: torch.dtype) -> torch.Tensor:
+    """(N, 3, sh, sw) network output -> (N, sh, sw, 3) integers in [0, maxval], on y's device."""
+    return y.permute(0, 2, 3, 1).float().clamp_(0, 1).mul_(maxval).round_().to(stage)
+
+
+def _assemble(out: np.ndarray, batch: list[Tile], host: torch.Tensor, ready: torch.cuda.Event | None,
+              scale: int) -> None:
+    """Write each tile's core from `host` (N, sh, sw, 3) into `out` once its copy has landed."""
+    if ready is not None:
+        ready.synchronize()
+    tiles = host.numpy()
+    for t, yt in zip(batch, tiles):
+        oy, ox = (t.y0 - t.py0) * scale, (t.x0 - t.px0) * scale
+        out[t.y0 * scale : t.y1 * scale, t.x0 * scale : t.x1 * scale] = \
+            yt[oy : oy + (t.y1 - t.y0) * scale, ox : ox + (t.x1 - t.x0) * scale]
+
+
+def _batches(tiles: list[Tile], batch_size: int) -> Iterator[list[Tile]]:
+    """Tiles grouped by padded shape (a batch must stack), at most batch_size per batch."""
+    groups: dict[tuple[int, int], list[Tile]] = defaultdict(list)
+    for t in tiles:
+        groups[t.padded_shape].append(t)
+    for same_shape in groups.values():
+        for i in range(0, len(same_shape), batch_size):
+            yield same_shape[i : i + batch_size]
+
+
+@contextlib.contextmanager
+def _cudnn_autotune(device: torch.device) -> Iterator[None]:
+    """cuDNN benchmark mode for the duration of a call on CUDA; the caller's setting is restored.
+
+    A tiling plan has at most four distinct tile shapes, so the per-shape algorithm search is
+    paid at most four times and then reused for every tile. (torch.backends.cudnn.flags would
+    also reset unrelated flags to its defaults, hence the explicit save/restore.)
+    """
+    if device.type != "cuda":
+        yield
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
 def upscale_array(
     model: Generator,
     image: np.ndarray,
@@ -56,15 +141,19 @@ def upscale_array(
 ) -> np.ndarray:
     """Super-resolve an (H, W, 3) uint8 or uint16 RGB array to (sH, sW, 3) of the same dtype.
 
-    tile: LR tile core size in pixels; 0 = automatic from free memory (whole image when it fits).
+    tile: LR tile core size in pixels; 0 = automatic from free memory (the whole image when it
+        needs no more memory than one padded tile).
     tile_pad: overlap in LR pixels; default = the model's receptive radius (seamless).
     precision: auto | fp32 | bf16 | fp16 (see srgan.device.resolve_precision).
     batch_size: tiles per forward pass; default 1 on CPU (measured no gain), 4 on GPUs.
+    The model is left in eval mode; its weights and memory format are not changed.
     """
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB array, got shape {image.shape}")
     if image.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"expected uint8 or uint16 pixels, got {image.dtype}")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     model.eval()
     device = next(model.parameters()).device
     dtype = resolve_precision(precision, device)
@@ -73,29 +162,38 @@ def upscale_array(
     h, w = image.shape[:2]
     if tile == 0:
         tile = auto_tile_size(model, dtype, device, pad)
+        if h * w <= (tile + 2 * pad) ** 2:
+            # The whole image needs no more activation memory than one padded tile, and no
+            # overlap is recomputed (at 512^2 LR, 2x2 tiles would cost 1.7x the work).
+            tile = max(h, w)
     tiles = plan_tiles(h, w, tile, pad)
     if batch_size is None:
         batch_size = 1 if device.type == "cpu" else 4
     maxval = float(np.iinfo(image.dtype).max)
+    stage = _stage_dtype(image.dtype)
     out = np.empty((h * scale, w * scale, 3), dtype=image.dtype)
-    groups: dict[tuple[int, int], list[Tile]] = defaultdict(list)
-    for t in tiles:
-        groups[t.padded_shape].append(t)
     bar = tqdm(total=len(tiles), desc="tiles", unit="tile", leave=False, disable=not progress or len(tiles) < 4)
-    # channels_last measured 1.4x faster on CPU (oneDNN) and is the fast layout for cuDNN too.
-    model = model.to(memory_format=torch.channels_last)
-    for same_shape in groups.values():
-        for i in range(0, len(same_shape), batch_size):
-            batch = same_shape[i : i + batch_size]
-            x = torch.cat([_to_tensor(image[t.py0 : t.py1, t.px0 : t.px1], maxval, device) for t in batch])
+    # Results whose device-to-host copy is in flight (CUDA only; on CPU they are written at once).
+    pending: deque[tuple[list[Tile], torch.Tensor, torch.cuda.Event | None]] = deque()
+    with torch.no_grad(), _cudnn_autotune(device):
+        net = inference_network(model)
+        for batch in _batches(tiles, batch_size):
+            x = _load_tiles(image, batch, maxval, device)
             with autocast(device, dtype):
-                y = model(x.contiguous(memory_format=torch.channels_last))
-            y = y.float().clamp_(0, 1).mul_(maxval).round_()
-            for t, yt in zip(batch, y):
-                oy, ox = (t.y0 - t.py0) * scale, (t.x0 - t.px0) * scale
-                core = yt[:, oy : oy + (t.y1 - t.y0) * scale, ox : ox + (t.x1 - t.x0) * scale]
-                out[t.y0 * scale : t.y1 * scale, t.x0 * scale : t.x1 * scale] = \
-                    core.permute(1, 2, 0).to("cpu", torch.int32).numpy().astype(image.dtype)
+                y = net(x)
+            q = _quantize(y, maxval, stage)
+            del x, y
+            if device.type == "cuda":
+                # Pinned destination + event: the copy overlaps the next batch's compute.
+                host, ready = q.to("cpu", non_blocking=True), torch.cuda.Event()
+                ready.record()
+                pending.append((batch, host, ready))
+            else:
+                pending.append((batch, q.cpu(), None))
+            while len(pending) > (1 if device.type == "cuda" else 0):
+                _assemble(out, *pending.popleft(), scale)
             bar.update(len(batch))
+        while pending:
+            _assemble(out, *pending.popleft(), scale)
     bar.close()
     return out

@@ -1,0 +1,164 @@
+"""An inference-only rewrite of SRResNet with the same output and less work.
+
+`InferenceGenerator.from_generator(gen)` builds, from a `Generator`'s current weights, a module
+computing exactly what `gen.eval()(x)` computes (up to float rounding), restructured for speed:
+
+* The final 9x9 conv (C -> 3 channels at full output resolution) is rewritten *polyphase*: a
+  stride-1 conv applied after PixelShuffle(r) equals a conv with r^2 times the input and output
+  channels and a ceil(p/r)-radius kernel applied *before* the shuffle, followed by
+  PixelShuffle(r) of its output (see `polyphase_weight`). This is an exact reformulation, not an
+  approximation: every output pixel sums the same products. For SRResNet x4 the tail becomes a
+  256 -> 12, 5x5 conv at 2x resolution (1.23x the multiply-adds, but in a shape oneDNN/cuDNN run
+  far better than 64 -> 3 at 4x), and the 64-channel full-resolution tensor is never built.
+  Measured (docs/performance.md): the tail 2x faster, the whole forward 1.4x faster in bf16.
+* BatchNorm (eval mode: a per-channel affine map) is folded into the preceding conv.
+* Single-parameter PReLUs after the upsampling convs and the residual adds run in place, so
+  the largest activations are not duplicated (lower peak memory, larger tiles per budget).
+
+Weights are snapshotted at build time: rebuild after the generator's weights change (the
+engine builds one per `upscale_array` call, which costs a few milliseconds).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models import Generator
+
+
+def fold_batchnorm(conv: nn.Conv2d, bn: nn.modules.batchnorm._BatchNorm) -> nn.Conv2d:
+    """A new conv equal to bn(conv(x)) with bn in eval mode (its running statistics)."""
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("cannot fold a BatchNorm without running statistics")
+    scale = torch.rsqrt(bn.running_var.float() + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight.float()
+    shift = -bn.running_mean.float() * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias.float()
+    bias = conv.bias.float() * scale + shift if conv.bias is not None else shift
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                      conv.dilation, conv.groups, bias=True, device=conv.weight.device)
+    fused.weight.data.copy_(conv.weight.float() * scale[:, None, None, None])
+    fused.bias.data.copy_(bias)
+    return fused.requires_grad_(False)
+
+
+def _phase_taps(k: int, r: int) -> tuple[torch.Tensor, int]:
+    """Index map of `polyphase_weight` along one axis, and the low-resolution padding P.
+
+    taps[a, a2, q] is the original kernel tap i that output phase `a` applies to input phase
+    `a2` at low-resolution offset q - P, or k (a zero tap) when no original tap lands there.
+    Output row r*Y + a reads input rows r*Y + a + i - p, i.e. low-res row Y + floor(t / r) and
+    phase t mod r for t = a + i - p, hence i = r * (q - P) + a2 - a + p.
+    """
+    p = k // 2
+    pad = math.ceil(p / r)
+    q = torch.arange(2 * pad + 1)
+    a = torch.arange(r)
+    i = r * (q[None, None, :] - pad) + a[None, :, None] - a[:, None, None] + p
+    return torch.where((i >= 0) & (i < k), i, k), pad
+
+
+def polyphase_weight(weight: torch.Tensor, bias: torch.Tensor | None, r: int) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    """Rewrite conv2d(pixel_shuffle(z, r), weight, bias, padding=k//2) to act on z itself.
+
+    weight: (O, C, k, k) with k odd (stride 1, zero 'same' padding, no groups or dilation).
+    Returns (weight', bias', P) with weight' of shape (O*r^2, C*r^2, 2P+1, 2P+1), P = ceil(k//2 / r),
+    such that pixel_shuffle(conv2d(z, weight', bias', padding=P), r) equals the original for any
+    z of shape (N, C*r^2, H, W) (the output is (N, O, rH, rW)). Zero padding maps exactly: the
+    full-resolution pixels outside the image are exactly the low-resolution padding's phases.
+    """
+    o, c, k, k2 = weight.shape
+    if k != k2 or k % 2 == 0:
+        raise ValueError(f"polyphase_weight needs a square, odd kernel, got {k}x{k2}")
+    taps, pad = _phase_taps(k, r)
+    taps = taps.to(weight.device)
+    padded = F.pad(weight, (0, 1, 0, 1))  # tap index k reads this zero row / column
+    # (O, C, a, a2, qy, b, b2, qx): rows indexed by (a, a2, qy), columns by (b, b2, qx).
+    w = padded[:, :, taps[:, :, :, None, None, None], taps[None, None, None, :, :, :]]
+    # Output channel o*r^2 + a*r + b, input channel c*r^2 + a2*r + b2: PixelShuffle's order.
+    w = w.permute(0, 2, 5, 1, 3, 6, 4, 7).reshape(o * r * r, c * r * r, 2 * pad + 1, 2 * pad + 1)
+    return w.contiguous(), None if bias is None else bias.repeat_interleave(r * r), pad
+
+
+def _prelu_inplace_slope(act: nn.PReLU) -> float | None:
+    """The PReLU's slope as a float when it has one parameter (then leaky_relu_ is the same map)."""
+    return float(act.weight.detach().reshape(-1)[0]) if act.weight.numel() == 1 else None
+
+
+class _Block(nn.Module):
+    """A residual block with its BatchNorms folded: x + conv2(prelu(conv1(x)))."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.conv1 = fold_batchnorm(block.conv1, block.bn1)
+        self.act = copy.deepcopy(block.act)
+        self.conv2 = fold_batchnorm(block.conv2, block.bn2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.act(self.conv1(x))).add_(x)
+
+
+class InferenceGenerator(nn.Module):
+    """Eval-mode SRResNet, restructured: (N, C_in, H, W) in [0, 1] -> (N, C_out, sH, sW) in [0, 1].
+
+    Same output as `Generator.eval()` up to float rounding (fp32: ~1e-6; under bf16 autocast
+    within the usual bf16 noise, > 50 dB PSNR). Not trainable: parameters are frozen copies.
+    """
+
+    def __init__(self, gen: Generator) -> None:
+        super().__init__()
+        if not self.supports(gen):
+            raise TypeError(f"InferenceGenerator needs a plain srgan Generator, got {type(gen).__name__}")
+        self.config = gen.config
+        self.scale = gen.scale
+        with torch.no_grad():
+            # Copies, not shared modules: freezing or re-laying-out must not touch `gen`.
+            self.head = copy.deepcopy(gen.head)
+            self.body = nn.Sequential(*(_Block(b) for b in gen.body))
+            self.body_tail = fold_batchnorm(gen.body_tail[0], gen.body_tail[1])
+            self.upsample = copy.deepcopy(gen.upsample[:-1])
+            last = gen.upsample[-1]
+            self.last_conv = copy.deepcopy(last.conv)
+            self.last_factor = last.shuffle.upscale_factor
+            # The PReLU after the last shuffle acts on pre-shuffle channel c*r^2 + j as on channel c.
+            self.last_slope = _prelu_inplace_slope(last.act)
+            self.register_buffer("last_prelu", last.act.weight.detach().repeat_interleave(
+                self.last_factor**2 if last.act.weight.numel() > 1 else 1))
+            tail = gen.tail
+            weight, bias, self.tail_pad = polyphase_weight(tail.weight.float(), tail.bias.float(), self.last_factor)
+            self.tail = nn.Conv2d(weight.shape[1], weight.shape[0], weight.shape[2], padding=self.tail_pad,
+                                  device=weight.device)
+            self.tail.weight.copy_(weight)
+            self.tail.bias.copy_(bias)
+        self.requires_grad_(False)
+        self.eval()
+
+    @staticmethod
+    def supports(gen: nn.Module) -> bool:
+        """True for Generators whose forward is SRResNet's (subclasses may change the maths)."""
+        return isinstance(gen, Generator) and type(gen).forward is Generator.forward and len(gen.upsample) > 0
+
+    @classmethod
+    def from_generator(cls, gen: Generator) -> "InferenceGenerator":
+        """Snapshot `gen`'s weights; the result lives on gen's device, in channels_last layout."""
+        return cls(gen).to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = self.head(x)
+        feat = self.body_tail(self.body(feat)).add_(feat)
+        feat = self.upsample(feat)
+        z = self.last_conv(feat)
+        del feat  # free the input of the largest conv before the tail allocates
+        if self.last_slope is not None:
+            z = F.leaky_relu_(z, self.last_slope)
+        else:
+            z = F.prelu(z, self.last_prelu.to(z.dtype))
+        out = F.pixel_shuffle(self.tail(z), self.last_factor)
+        return out.clamp_(0.0, 1.0)

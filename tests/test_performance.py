@@ -1,0 +1,166 @@
+"""The inference fast path and the engine's batching / device-transfer paths: same output, CPU only."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srgan.inference import engine
+from srgan.inference.engine import upscale_array
+from srgan.inference.fastpath import InferenceGenerator, fold_batchnorm, polyphase_weight
+from srgan.models import Generator, GeneratorConfig
+
+
+def _randomized(config: GeneratorConfig, seed: int = 0) -> Generator:
+    """A generator with non-trivial BatchNorm statistics and affine terms (folding must use them)."""
+    torch.manual_seed(seed)
+    gen = Generator(config)
+    with torch.no_grad():
+        for m in gen.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.1, 0.1)
+            if isinstance(m, nn.PReLU):
+                m.weight.uniform_(0.05, 0.4)
+    return gen.eval()
+
+
+@pytest.mark.parametrize("k", [3, 5, 9])
+@pytest.mark.parametrize("r", [2, 4])
+def test_polyphase_conv_is_exact(k, r):
+    torch.manual_seed(k * r)
+    w, b = torch.randn(3, 5, k, k, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    z = torch.randn(2, 5 * r * r, 7, 6, dtype=torch.float64)
+    reference = F.conv2d(F.pixel_shuffle(z, r), w, b, padding=k // 2)
+    w2, b2, pad = polyphase_weight(w, b, r)
+    assert w2.shape == (3 * r * r, 5 * r * r, 2 * pad + 1, 2 * pad + 1)
+    assert torch.allclose(F.pixel_shuffle(F.conv2d(z, w2, b2, padding=pad), r), reference, atol=1e-12)
+
+
+def test_polyphase_needs_an_odd_square_kernel():
+    with pytest.raises(ValueError, match="odd"):
+        polyphase_weight(torch.zeros(3, 4, 4, 4), None, 2)
+
+
+def test_batchnorm_folding_matches_conv_then_batchnorm():
+    gen = _randomized(GeneratorConfig(num_blocks=1, channels=8))
+    conv, bn = gen.body[0].conv1, gen.body[0].bn1
+    x = torch.randn(2, 8, 9, 7)
+    with torch.no_grad():
+        assert torch.allclose(fold_batchnorm(conv, bn)(x), bn(conv(x)), atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_fast_path_equals_the_generator_in_fp32(scale):
+    gen = _randomized(GeneratorConfig(scale=scale, num_blocks=2, channels=8))
+    fast = InferenceGenerator.from_generator(gen)
+    x = torch.rand(2, 3, 11, 13)
+    with torch.no_grad():
+        assert torch.allclose(fast(x), gen(x), atol=1e-5)
+
+
+def test_fast_path_handles_a_per_channel_prelu_after_the_last_shuffle():
+    gen = _randomized(GeneratorConfig(num_blocks=1, channels=8))
+    gen.upsample[-1].act = nn.PReLU(8)
+    with torch.no_grad():
+        gen.upsample[-1].act.weight.copy_(torch.linspace(-0.5, 0.5, 8))
+    x = torch.rand(1, 3, 10, 10)
+    with torch.no_grad():
+        assert torch.allclose(InferenceGenerator.from_generator(gen)(x), gen(x), atol=1e-5)
+
+
+def test_fast_path_leaves_the_generator_alone():
+    gen = _randomized(GeneratorConfig(num_blocks=1, channels=8)).train()
+    before = {k: v.clone() for k, v in gen.state_dict().items()}
+    upscale_array(gen, np.zeros((12, 12, 3), np.uint8), precision="fp32")
+    assert all(p.requires_grad for p in gen.parameters())
+    assert all(p.is_contiguous() for p in gen.parameters())  # not switched to channels_last
+    assert all(torch.equal(before[k], v) for k, v in gen.state_dict().items())
+
+
+def test_generators_with_their_own_forward_run_as_is(photo):
+    class Negated(Generator):
+        def forward(self, x):
+            return 1 - super().forward(x)
+
+    torch.manual_seed(0)
+    plain, custom = Generator(GeneratorConfig(num_blocks=1, channels=8)), Negated(GeneratorConfig(num_blocks=1, channels=8))
+    custom.load_state_dict(plain.state_dict())
+    assert not InferenceGenerator.supports(custom)
+    a = upscale_array(plain, photo[:10, :10], precision="fp32").astype(int)
+    b = upscale_array(custom, photo[:10, :10], precision="fp32").astype(int)
+    assert np.abs(a + b - 255).max() <= 1
+
+
+def test_flop_count_matches_the_convolutions():
+    cfg = GeneratorConfig()
+    assert cfg.flops_per_lr_pixel == 4_436_352  # the 4.44 MFLOP of the paper's x4 model
+    small = GeneratorConfig(scale=8, num_blocks=2, channels=8)
+    gen, total = Generator(small), []
+
+    def count(mod, _inp, out):
+        total.append(2 * out.numel() * mod.in_channels * mod.kernel_size[0] * mod.kernel_size[1])
+
+    for m in gen.modules():
+        if isinstance(m, nn.Conv2d):
+            m.register_forward_hook(count)
+    with torch.no_grad():
+        gen(torch.rand(1, 3, 5, 4))
+    assert sum(total) == small.flops_per_lr_pixel * 20
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_batched_tiles_give_the_same_output_as_one_at_a_time(tiny_weights, photo, dtype):
+    import srgan
+
+    model = srgan.load_model(tiny_weights, device="cpu")
+    lr = photo[:40, :36].astype(dtype) * (257 if dtype == np.uint16 else 1)
+    one = upscale_array(model, lr, tile=12, precision="fp32", batch_size=1)
+    many = upscale_array(model, lr, tile=12, precision="fp32", batch_size=5)  # 4x3 tiles, mixed shapes
+    # oneDNN blocks a batch of 5 differently from a batch of 1, so floats differ by ~1e-7: at
+    # most one output step apart (16-bit steps are 1.5e-5), and nearly always identical.
+    diff = np.abs(one.astype(int) - many.astype(int))
+    assert one.dtype == many.dtype == dtype and diff.max() <= 1 and (diff == 0).mean() > 0.999
+
+
+def test_batch_size_must_be_positive(tiny_weights, photo):
+    import srgan
+
+    with pytest.raises(ValueError, match="batch_size"):
+        upscale_array(srgan.load_model(tiny_weights, device="cpu"), photo[:8, :8], batch_size=0)
+
+
+def test_tiles_load_as_channels_last_floats_without_pinning_on_cpu(photo):
+    tiles = engine.plan_tiles(20, 20, 10, 2)[:2]  # same padded shape
+    x = engine._load_tiles(photo, tiles, 255.0, torch.device("cpu"))
+    assert x.shape == (2, 3, 12, 12) and x.dtype == torch.float32
+    assert x.is_contiguous(memory_format=torch.channels_last) and not x.is_pinned()
+    expected = torch.from_numpy(photo[0:12, 0:12].astype(np.float32) / 255).permute(2, 0, 1)
+    assert torch.equal(x[0], expected)
+
+
+def test_cudnn_autotune_is_scoped_to_cuda_calls():
+    before = torch.backends.cudnn.benchmark
+    with engine._cudnn_autotune(torch.device("cuda")):  # only sets a flag: runs without a GPU
+        assert torch.backends.cudnn.benchmark
+    assert torch.backends.cudnn.benchmark == before
+    with engine._cudnn_autotune(torch.device("cpu")):
+        assert torch.backends.cudnn.benchmark == before
+
+
+def test_auto_tiling_keeps_images_whole_when_one_tile_would_cost_as_much(tiny_weights, photo, monkeypatch):
+    import srgan
+
+    model = srgan.load_model(tiny_weights, device="cpu")
+    pad = model.config.receptive_radius
+    monkeypatch.setattr(engine, "auto_tile_size", lambda *a: 20)
+    plans = []
+    real_plan = engine.plan_tiles
+    monkeypatch.setattr(engine, "plan_tiles", lambda *a: plans.append(a) or real_plan(*a))
+    side = 20 + 2 * pad  # a padded tile's side
+    upscale_array(model, np.resize(photo, (side, side, 3)), precision="fp32")
+    upscale_array(model, np.resize(photo, (side + 1, side, 3)), precision="fp32")
+    assert [p[2] for p in plans] == [side, 20]
