@@ -74,7 +74,7 @@ def results_table(results: list[DatasetResult], models: list[str], datasets: lis
         if m in PAPER:
             header.append(f"{label(m)} (paper)")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * (len(header) - 2)]
-    metrics = [("PSNR", "psnr_y", 0, ".2f"), ("SSIM", "ssim_y", 1, ".4f")]
+    metrics = [("PSNR", "psnr_y", 0, ".2f"), ("SSIM", "ssim_y", 1, ".4f"), ("texture", "texture", None, ".2f")]
     if any(r.lpips is not None for r in results):
         metrics.append(("LPIPS", "lpips", None, ".4f"))
     for ds in datasets:

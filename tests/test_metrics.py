@@ -153,8 +153,8 @@ def test_score_image_and_bicubic_shapes(astronaut):
     sr = bicubic_upscale(lr, 4)
     assert lr.shape == (32, 31, 3) and sr.shape == hr.shape == (128, 124, 3)
     scores = score_image(sr, hr, 4, rgb=True)
-    assert set(scores) == {"psnr_y", "ssim_y", "psnr_rgb"}
-    assert score_image(hr, hr, 4) == {"psnr_y": math.inf, "ssim_y": pytest.approx(1.0)}
+    assert set(scores) == {"psnr_y", "ssim_y", "texture", "psnr_rgb"}
+    assert score_image(hr, hr, 4) == {"psnr_y": math.inf, "ssim_y": pytest.approx(1.0), "texture": 1.0}
     with pytest.raises(ValueError, match="does not match"):
         score_image(sr[:-4], hr, 4)
     assert min_image_size(4) == 19
@@ -183,3 +183,16 @@ def test_pick_crop_finds_the_worst_window_inside_the_border():
     assert pick_crop(hr, corner, 16, border=4) == (4, 4, 16)
     assert pick_crop(hr, corner, 16) == (0, 0, 16)
     assert pick_crop(hr, corner, 500, border=4) == (0, 0, 64)  # clipped to the image, no room for a border
+
+
+def test_texture_ratio_is_one_for_hr_and_lower_for_blur():
+    import numpy as np
+    from skimage import data
+
+    from srgan.data.degradation import bicubic_downscale, bicubic_resize
+    from srgan.metrics import texture_ratio
+
+    hr = data.astronaut()[:128, :128]
+    assert texture_ratio(hr, hr, 4) == 1.0
+    blurred = bicubic_resize(bicubic_downscale(hr, 4), (128, 128))
+    assert 0.2 < texture_ratio(blurred, hr, 4) < 0.8

@@ -85,9 +85,9 @@ def test_phase2_srgan_with_local_vgg_weights(folders, tmp_path):
     vgg = fake_vgg_file(tmp_path / "vgg19.pth")
     out = tmp_path / "gan"
     assert train(folders, out, "--phase", "srgan", "--init", str(init / "generator.safetensors"),
-                 "--vgg-weights", str(vgg)) == 0
+                 "--vgg-weights", str(vgg), "--lowfreq-weight", "100") == 0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert {"d_loss", "adv_loss", "content_loss", "g_loss"} <= set(rows[0])
+    assert {"d_loss", "adv_loss", "content_loss", "g_loss", "lowfreq_loss", "d_hr", "d_sr"} <= set(rows[0])
     assert json.loads((out / "config.json").read_text())["content_loss"] == "vgg54"
     assert load_generator(out / "generator.safetensors").recipe["adv_weight"] == 1e-3
 

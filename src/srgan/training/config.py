@@ -36,6 +36,10 @@ class TrainConfig:
     warmup: int = 0  # linear warm-up iterations
     content_loss: str = "mse"  # phase srresnet: mse | l1; phase srgan: vgg54 | vgg22 | mse
     adv_weight: float = 1e-3
+    # MSE between SR and HR average-pooled by the scale (their low frequencies), times this weight.
+    # 0 = the paper's loss. VGG54 features barely see a global colour cast, and a short GAN run
+    # drifts in colour; this term pins colour and tone without penalising high-frequency texture.
+    lowfreq_weight: float = 0.0
     vgg_weights: str | None = None
     init: str | None = None  # generator weights to start from (phase srgan: a trained SRResNet)
     seed: int = 0
@@ -64,6 +68,7 @@ class TrainConfig:
              f"patch_size must be a multiple of 4*scale, got {self.patch_size}")
         need(self.lr > 0, f"lr must be positive, got {self.lr}")
         need(0 < self.lr_drop <= 1, f"lr_drop must be in (0, 1], got {self.lr_drop}")
+        need(self.lowfreq_weight >= 0, f"lowfreq_weight must be >= 0, got {self.lowfreq_weight}")
         need(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
         need(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
         need(not self.train_lr_dirs or len(self.train_lr_dirs) == len(self.train_dirs),

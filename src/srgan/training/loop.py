@@ -100,6 +100,7 @@ def _recipe(cfg: TrainConfig, step: int) -> dict:
         "phase": cfg.phase, "iterations": step, "batch_size": cfg.batch_size, "patch_size": cfg.patch_size,
         "lr": cfg.lr, "lr_schedule": cfg.lr_schedule, "content_loss": cfg.content_loss,
         "adv_weight": cfg.adv_weight if cfg.phase == "srgan" else 0.0, "ema_decay": cfg.ema_decay,
+        "lowfreq_weight": cfg.lowfreq_weight,
         "data": [Path(d).name for d in cfg.train_dirs], "degradation": "bicubic x1/scale (Pillow, antialiased)",
         "init": Path(cfg.init).name if cfg.init else None, "precision": cfg.precision,
     }
@@ -258,6 +259,10 @@ def train(cfg: TrainConfig) -> Path:
                 content = F.mse_loss(sr.float(), hr_img)
             g_loss = content
             losses["content_loss"] = content.detach()
+            if cfg.lowfreq_weight:
+                lowfreq = F.mse_loss(F.avg_pool2d(sr.float(), cfg.scale), F.avg_pool2d(hr_img, cfg.scale))
+                g_loss = g_loss + cfg.lowfreq_weight * lowfreq
+                losses["lowfreq_loss"] = lowfreq.detach()
             if d_model is not None:
                 with autocast(device, dtype):
                     adv = generator_adversarial_loss(d_model(sr).float())
