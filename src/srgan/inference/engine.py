@@ -4,7 +4,7 @@ The network never sees more than one batch of tiles at a time, and the full-reso
 is only ever held as uint8/uint16 (3 bytes per output pixel in 8-bit RGB), never as float.
 
 Speed (measured numbers and what did not help: docs/performance.md): SRResNet runs as
-`fastpath.InferenceGenerator` (BatchNorm folded, the 9x9 tail rewritten polyphase), in
+`fastpath.InferenceGenerator` (the 9x9 tail rewritten polyphase, exactly), in
 channels_last, under bf16 autocast on CPUs with native bf16 and fp16 autocast on GPUs. On CUDA,
 tiles are staged in pinned host memory and copied both ways with non_blocking transfers, and a
 batch's result is written into the output while the next batch computes.
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # Peak memory of SRResNet inference per padded LR pixel, in units of
 # channels * scale^2 * bytes-per-element. With the fast path the peak is the last upsampler
 # (its 4C-channel input at scale/2 resolution and its output, PReLU in place): measured
-# 2.7 KB/px in bf16 (docs/performance.md), i.e. ~1.3 units; 1.5 keeps a margin.
+# 2.5-2.7 KB/px in bf16, 5.4 KB/px in fp32 (docs/performance.md), i.e. ~1.3 units; 1.5 keeps a margin.
 _ACTIVATION_FACTOR = 1.5
 # On CPUs, tiles beyond ~1 GiB of activations gain no speed, only memory use.
 _CPU_TILE_BUDGET = 1 << 30
@@ -50,15 +50,31 @@ def auto_tile_size(model: Generator, dtype: torch.dtype, device: torch.device, p
     return max(32, side)
 
 
+def tile_plan(model: Generator, height: int, width: int, tile: int, tile_pad: int | None,
+              dtype: torch.dtype, device: torch.device) -> list[Tile]:
+    """The tiles `upscale_array` runs for an LR image of height x width (arguments as there).
+
+    tile 0 picks `auto_tile_size`, or the whole image when that needs no more activation memory
+    than one padded tile (then no overlap is recomputed: at 512^2, 2x2 tiles would cost 1.34x).
+    """
+    pad = model.config.receptive_radius if tile_pad is None else tile_pad
+    if tile == 0:
+        tile = auto_tile_size(model, dtype, device, pad)
+        if height * width <= (tile + 2 * pad) ** 2:
+            tile = max(height, width)
+    return plan_tiles(height, width, tile, pad)
+
+
 def inference_network(model: Generator) -> nn.Module:
     """The module to run for `model` in eval mode: the fast rewrite when the model allows it.
 
-    Generators with a custom forward fall back to the model itself (in channels_last).
+    Generators with a custom forward fall back to the model itself, untouched (its convs still
+    run channels_last, as the tiles arrive in that layout).
     """
     if InferenceGenerator.supports(model):
         return InferenceGenerator.from_generator(model)
     log.debug("%s: no fast path, running the module as is", type(model).__name__)
-    return model.to(memory_format=torch.channels_last)
+    return model
 
 
 def _stage_dtype(dtype: np.dtype) -> torch.dtype:
@@ -158,15 +174,8 @@ def upscale_array(
     device = next(model.parameters()).device
     dtype = resolve_precision(precision, device)
     scale = model.scale
-    pad = model.config.receptive_radius if tile_pad is None else tile_pad
     h, w = image.shape[:2]
-    if tile == 0:
-        tile = auto_tile_size(model, dtype, device, pad)
-        if h * w <= (tile + 2 * pad) ** 2:
-            # The whole image needs no more activation memory than one padded tile, and no
-            # overlap is recomputed (at 512^2 LR, 2x2 tiles would cost 1.7x the work).
-            tile = max(h, w)
-    tiles = plan_tiles(h, w, tile, pad)
+    tiles = tile_plan(model, h, w, tile, tile_pad, dtype, device)
     if batch_size is None:
         batch_size = 1 if device.type == "cpu" else 4
     maxval = float(np.iinfo(image.dtype).max)
