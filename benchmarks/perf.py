@@ -380,6 +380,22 @@ def bench_training(rounds: int) -> list[dict]:
     return rows
 
 
+def peak_rss_kb() -> int:
+    """This process's peak RSS in KB from /proc (VmHWM).
+
+    Not getrusage's ru_maxrss: Linux carries the forking parent's peak across fork+exec into it,
+    so a child spawned by a large parent would report the parent's memory.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def child_upscale(size: str, threads: int | None) -> None:
     """In a fresh process: one default-tile upscale of a size=WxH photo; JSON on stdout."""
     if threads:
@@ -387,7 +403,7 @@ def child_upscale(size: str, threads: int | None) -> None:
     w, h = (int(v) for v in size.split("x"))
     model = srgan.load_model(MODEL, device="cpu")
     img = photo(h, w)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = peak_rss_kb()
     t0 = time.perf_counter()
     out = upscale_array(model, img)
     seconds = time.perf_counter() - t0
@@ -395,7 +411,7 @@ def child_upscale(size: str, threads: int | None) -> None:
     tiles = tile_plan(model, h, w, 0, None, dtype, CPU)
     processed = sum((t.py1 - t.py0) * (t.px1 - t.px0) for t in tiles)  # LR px the network ran on
     json.dump({"input": size, "output": f"{out.shape[1]}x{out.shape[0]}", "seconds": seconds,
-               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+               "peak_rss_mb": peak_rss_kb() / 1024,
                "rss_before_mb": rss_before / 1024, "tiles": len(tiles),
                "tile": max(t.y1 - t.y0 for t in tiles), "overlap_factor": processed / (w * h),
                "s_per_processed_lr_mp": seconds / (processed / 1e6)}, sys.stdout)
