@@ -111,8 +111,9 @@ def test_python_dash_m_and_help_pages():
 def test_sigint_mid_batch_keeps_finished_outputs_and_exits_130(tmp_path, photo):
     src = tmp_path / "in"
     src.mkdir()
+    big = np.tile(photo, (2, 2, 1))  # 192x192: ~0.2 s each, so the batch outlasts the signal's delivery
     for i in range(30):
-        Image.fromarray(photo[: 48 + i, :48]).save(src / f"{i:02d}.png")
+        Image.fromarray(big[: 160 + i, :160]).save(src / f"{i:02d}.png")
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "srgan", "upscale", str(src), "-o", str(out),
                              "-m", "srresnet_x4", "-q"], stderr=subprocess.PIPE, text=True)
