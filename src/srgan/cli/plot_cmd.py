@@ -53,10 +53,13 @@ def run(args: argparse.Namespace) -> int:
             pts = [(r[args.x] + (offset if args.x == "iteration" else 0), r[key]) for r in rows if key in r]
             return zip(*pts) if pts else ((), ())
 
-        for key, label in (("g_loss", "generator (total)"), ("content_loss", "content"),
-                           ("d_loss", "discriminator"), ("adv_loss", "adversarial (unweighted)")):
+        # In phase 1 the content loss is the whole generator loss: draw it once.
+        keys = [("g_loss", "generator (total)"), ("d_loss", "discriminator"), ("adv_loss", "adversarial (unweighted)")]
+        if any("d_loss" in r for r in rows):
+            keys.insert(1, ("content_loss", "content"))
+        for key, label in keys:
             xs, ys = series(key)
-            if xs and not (key == "content_loss" and not any("d_loss" in r for r in rows)):
+            if xs:
                 ax_loss.plot(xs, ys, label=f"{name}: {label}", linewidth=1)
         xs, ys = series("val_psnr_y")
         if xs:

@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     if single_file and len(files) + len(missing) > 1:
         err(f"-o {out} is a file name but there are {len(files) + len(missing)} inputs; give a folder")
         return 2
-    if out.suffix and not single_file and not out.is_dir() and "." in out.name and out.suffix.lower() in INPUT_SUFFIXES:
+    if not single_file and not out.is_dir() and out.suffix.lower() in INPUT_SUFFIXES:  # e.g. -o x.gif
         err(f"-o {out}: cannot write {out.suffix} files")
         return 2
     if not files and not missing:

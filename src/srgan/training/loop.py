@@ -181,6 +181,9 @@ def train(cfg: TrainConfig) -> Path:
         if disc is not None:
             d_model = torch.nn.parallel.DistributedDataParallel(disc, device_ids=ids)
 
+    # Tensor pairs for the EMA update, gathered once rather than rebuilding two state dicts per step.
+    ema_pairs = list(zip(ema.state_dict().values(), gen.state_dict().values())) if ema is not None else []
+
     dataset = RandomCrops(pairs, cfg.patch_size, cfg.scale, seed=cfg.seed)
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=StepBatches(step, cfg.batch_size, rank, world), num_workers=cfg.workers,
@@ -274,7 +277,7 @@ def train(cfg: TrainConfig) -> Path:
             scaler.update()
             if ema is not None:
                 with torch.no_grad():
-                    for e, p in zip(ema.state_dict().values(), gen.state_dict().values()):
+                    for e, p in ema_pairs:
                         e.lerp_(p, 1 - cfg.ema_decay) if e.is_floating_point() else e.copy_(p)
             t2 = time.perf_counter()
             step += 1
