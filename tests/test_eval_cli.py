@@ -17,8 +17,8 @@ from srgan.models import PRETRAINED, PretrainedWeights
 
 skdata = pytest.importorskip("skimage.data")
 
-RESULT_KEYS = {"dataset", "model", "scale", "psnr_y", "ssim_y", "texture", "images", "seconds"}
-IMAGE_KEYS = {"dataset", "model", "image", "psnr_y", "ssim_y", "texture", "seconds"}
+RESULT_KEYS = {"dataset", "model", "scale", "psnr_y", "ssim_y", "texture", "grid", "images", "seconds"}
+IMAGE_KEYS = {"dataset", "model", "image", "psnr_y", "ssim_y", "texture", "grid", "seconds"}
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_table_output_and_saved_images(capsys, tiny, weights, tmp_path):
     out = capsys.readouterr().out
     assert rc == 0
     header = out.splitlines()[0].split()
-    assert header == ["dataset", "model", "PSNR-Y", "SSIM-Y", "texture", "images", "seconds"]
+    assert header == ["dataset", "model", "PSNR-Y", "SSIM-Y", "texture", "grid", "images", "seconds"]
     assert "Tiny" in out and "tiny_x4" in out
     saved = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png"))
     assert saved == ["Tiny/bicubic/astronaut.png", "Tiny/bicubic/cat.png", "Tiny/tiny_x4/astronaut.png",

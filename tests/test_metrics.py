@@ -153,8 +153,9 @@ def test_score_image_and_bicubic_shapes(astronaut):
     sr = bicubic_upscale(lr, 4)
     assert lr.shape == (32, 31, 3) and sr.shape == hr.shape == (128, 124, 3)
     scores = score_image(sr, hr, 4, rgb=True)
-    assert set(scores) == {"psnr_y", "ssim_y", "texture", "psnr_rgb"}
-    assert score_image(hr, hr, 4) == {"psnr_y": math.inf, "ssim_y": pytest.approx(1.0), "texture": 1.0}
+    assert set(scores) == {"psnr_y", "ssim_y", "texture", "grid", "psnr_rgb"}
+    same = score_image(hr, hr, 4)
+    assert same == {"psnr_y": math.inf, "ssim_y": pytest.approx(1.0), "texture": 1.0, "grid": same["grid"]}
     with pytest.raises(ValueError, match="does not match"):
         score_image(sr[:-4], hr, 4)
     assert min_image_size(4) == 19
@@ -196,3 +197,18 @@ def test_texture_ratio_is_one_for_hr_and_lower_for_blur():
     assert texture_ratio(hr, hr, 4) == 1.0
     blurred = bicubic_resize(bicubic_downscale(hr, 4), (128, 128))
     assert 0.2 < texture_ratio(blurred, hr, 4) < 0.8
+
+
+def test_grid_level_sees_a_fixed_subpixel_pattern_that_photos_lack():
+    from skimage import data
+
+    from srgan.metrics import grid_level
+
+    photo = data.astronaut()[:256, :256]
+    assert grid_level(photo, 4) < 0.5
+    # A GAN-style grid: the same +-2 grey-level offsets at every 4x4 block, invisible in PSNR terms.
+    tile = np.random.default_rng(0).choice([-2.0, 2.0], size=(4, 4))
+    gridded = np.clip(photo + np.tile(tile, (64, 64))[..., None], 0, 255).astype(np.uint8)
+    assert 1.2 < grid_level(gridded, 4) < 2.2
+    # The same offsets drifting by one pixel per block row are not a fixed grid.
+    assert grid_level(np.roll(photo, 1, axis=1), 4) < 0.5

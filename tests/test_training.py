@@ -85,11 +85,12 @@ def test_phase2_srgan_with_local_vgg_weights(folders, tmp_path):
     vgg = fake_vgg_file(tmp_path / "vgg19.pth")
     out = tmp_path / "gan"
     assert train(folders, out, "--phase", "srgan", "--init", str(init / "generator.safetensors"),
-                 "--vgg-weights", str(vgg), "--lowfreq-weight", "100") == 0
+                 "--vgg-weights", str(vgg), "--lowfreq-weight", "100", "--pattern-weight", "1e4") == 0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert {"d_loss", "adv_loss", "content_loss", "g_loss", "lowfreq_loss", "d_hr", "d_sr"} <= set(rows[0])
+    assert {"d_loss", "adv_loss", "content_loss", "g_loss", "lowfreq_loss", "pattern_loss", "d_hr", "d_sr"} <= set(rows[0])
     assert json.loads((out / "config.json").read_text())["content_loss"] == "vgg54"
     assert load_generator(out / "generator.safetensors").recipe["adv_weight"] == 1e-3
+    assert load_generator(out / "generator.safetensors").recipe["pattern_weight"] == 1e4
 
 
 def test_offline_without_vgg_weights_stops_before_work(folders, tmp_path, monkeypatch, capsys):
@@ -224,6 +225,32 @@ def test_plot_draws_losses_and_psnr(folders, tmp_path):
     assert main(["plot", str(tmp_path), "-o", str(tmp_path / "x.png")]) == 2
 
 
+def test_pattern_loss_is_zero_without_a_grid_and_pulls_a_grid_away():
+    from srgan.losses import pattern_loss
+
+    hr = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert pattern_loss(hr, hr, 4) == 0
+    grid = torch.zeros(1, 1, 4, 4)
+    grid[..., 1, 2] = 0.02
+    sr = (hr + grid.repeat(1, 1, 8, 8)).requires_grad_(True)
+    loss = pattern_loss(sr, hr, 4)
+    assert loss > 0
+    loss.backward()
+    with torch.no_grad():
+        assert pattern_loss(sr - 1000 * sr.grad, hr, 4) < 0.8 * loss  # a gradient step shrinks the grid
+
+
+def test_plot_places_stages_end_to_end():
+    from srgan.cli.plot_cmd import in_sequence
+
+    stage1 = [{"iteration": 50, "g_loss": 1.0}, {"iteration": 100, "val_psnr_y": 28.0}]
+    stage2 = [{"iteration": 50, "g_loss": 0.5}, {"iteration": 200, "val_psnr_y": 29.0}]
+    stage3 = [{"iteration": 10, "g_loss": 0.4}]
+    placed = in_sequence([("a", stage1), ("b", stage2), ("c", stage3)])
+    assert [[r["iteration"] for r in rows] for _, rows in placed] == [[50, 100], [150, 300], [310]]
+    assert stage2[0]["iteration"] == 50  # the caller's rows are not modified
+
+
 def test_nan_loss_stops_with_last_good_checkpoint(folders, tmp_path, monkeypatch, capsys):
     import srgan.training.loop as loop
 
@@ -237,7 +264,7 @@ def test_nan_loss_stops_with_last_good_checkpoint(folders, tmp_path, monkeypatch
     monkeypatch.setattr(loop.F, "mse_loss", flaky)
     out = tmp_path / "run"
     assert train(folders, out) == 1
-    assert "non-finite loss at iteration 3" in capsys.readouterr().err
+    assert "non-finite loss by iteration 3" in capsys.readouterr().err
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 2
 
 

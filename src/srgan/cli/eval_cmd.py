@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(out))
     else:
         columns = [("dataset", "dataset", ""), ("model", "model", ""), ("psnr_y", "PSNR-Y", ".2f"),
-                   ("ssim_y", "SSIM-Y", ".4f"), ("texture", "texture", ".2f")]
+                   ("ssim_y", "SSIM-Y", ".4f"), ("texture", "texture", ".2f"), ("grid", "grid", ".2f")]
         if args.rgb:
             columns.append(("psnr_rgb", "PSNR-RGB", ".2f"))
         if lpips is not None:

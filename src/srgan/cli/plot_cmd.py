@@ -32,6 +32,15 @@ def read_metrics(run_dir: Path) -> list[dict]:
     return rows
 
 
+def in_sequence(runs: list[tuple[str, list[dict]]]) -> list[tuple[str, list[dict]]]:
+    """Shift each run's iterations to start where the previous run ended (stages of one model)."""
+    placed, offset = [], 0
+    for name, rows in runs:
+        placed.append((name, [r | {"iteration": r["iteration"] + offset} if "iteration" in r else r for r in rows]))
+        offset += max((r.get("iteration", 0) for r in rows), default=0)
+    return placed
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         import matplotlib
@@ -42,15 +51,14 @@ def run(args: argparse.Namespace) -> int:
         print("srgan plot: error: needs matplotlib (pip install 'srgan[plot]')", file=sys.stderr)
         return 2
     try:
-        runs = [(d.name, read_metrics(d)) for d in args.run_dirs]
+        runs = in_sequence([(d.name, read_metrics(d)) for d in args.run_dirs])
     except ValueError as exc:
         print(f"srgan plot: error: {exc}", file=sys.stderr)
         return 2
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(13, 4.5))
-    offset = 0
     for name, rows in runs:
         def series(key):
-            pts = [(r[args.x] + (offset if args.x == "iteration" else 0), r[key]) for r in rows if key in r]
+            pts = [(r[args.x], r[key]) for r in rows if key in r]
             return zip(*pts) if pts else ((), ())
 
         # In phase 1 the content loss is the whole generator loss: draw it once.
@@ -64,7 +72,6 @@ def run(args: argparse.Namespace) -> int:
         xs, ys = series("val_psnr_y")
         if xs:
             ax_val.plot(xs, ys, marker="o", markersize=3, label=name)
-        offset = max([r.get("iteration", 0) for r in rows] + [offset])
     ax_loss.set(title="Discriminator vs generator loss", xlabel=args.x, ylabel="loss", yscale="log")
     ax_val.set(title="Validation Y-PSNR", xlabel=args.x, ylabel="dB")
     for ax in (ax_loss, ax_val):

@@ -32,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--adv-weight", type=float, help="weight of the adversarial loss (default 1e-3)")
     p.add_argument("--lowfreq-weight", type=float, metavar="W",
                    help="add W x MSE of SR and HR average-pooled by the scale (pins colour; 0 = the paper's loss)")
+    p.add_argument("--pattern-weight", type=float, metavar="W",
+                   help="add W x MSE of the mean sub-pixel patterns of SR and HR (removes the GAN grid; 0 = the paper's loss)")
     p.add_argument("--vgg-weights", metavar="FILE", help="local VGG19 ImageNet weights (torchvision layout); default: download")
     p.add_argument("--init", metavar="WEIGHTS", help="generator weights to start from (e.g. a trained SRResNet)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")

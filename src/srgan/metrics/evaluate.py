@@ -24,7 +24,7 @@ import numpy as np
 
 from ..data.dataset import decode_rgb, find_images
 from ..data.degradation import bicubic_downscale, bicubic_resize, modcrop
-from .protocol import SSIM_WINDOW, psnr_rgb, psnr_y, rgb_to_y, shave, ssim_y, texture_ratio
+from .protocol import SSIM_WINDOW, grid_level, psnr_rgb, psnr_y, rgb_to_y, shave, ssim_y, texture_ratio
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,13 @@ def min_image_size(scale: int) -> int:
 def score_image(sr: np.ndarray, hr: np.ndarray, scale: int, rgb: bool = False) -> dict[str, float]:
     """Protocol scores of one SR output against its (modcropped) HR image, both (H, W, 3) uint8.
 
-    Returns {"psnr_y": dB, "ssim_y": [-1, 1], "texture": ratio (1 = as detailed as HR)} plus
-    "psnr_rgb" (dB) when `rgb`.
+    Returns {"psnr_y": dB, "ssim_y": [-1, 1], "texture": ratio (1 = as detailed as HR),
+    "grid": fixed sub-pixel pattern in grey levels (photo-like ~0.1-0.3)} plus "psnr_rgb" (dB) when `rgb`.
     """
     if sr.shape != hr.shape:
         raise ValueError(f"SR output {sr.shape} does not match the HR image {hr.shape}")
-    scores = {"psnr_y": psnr_y(sr, hr, scale), "ssim_y": ssim_y(sr, hr, scale), "texture": texture_ratio(sr, hr, scale)}
+    scores = {"psnr_y": psnr_y(sr, hr, scale), "ssim_y": ssim_y(sr, hr, scale), "texture": texture_ratio(sr, hr, scale),
+              "grid": grid_level(sr, scale)}
     if rgb:
         scores["psnr_rgb"] = psnr_rgb(sr, hr, scale)
     return scores
@@ -82,6 +83,7 @@ class ImageResult:
     ssim_y: float
     seconds: float
     texture: float | None = None
+    grid: float | None = None
     psnr_rgb: float | None = None
     lpips: float | None = None
 
@@ -102,6 +104,7 @@ class DatasetResult:
     images: int
     seconds: float
     texture: float | None = None
+    grid: float | None = None
     psnr_rgb: float | None = None
     lpips: float | None = None
 
@@ -111,7 +114,7 @@ class DatasetResult:
 
 
 def _rounded(d: dict[str, object]) -> dict[str, object]:
-    digits = {"psnr_y": 4, "psnr_rgb": 4, "ssim_y": 6, "lpips": 6, "seconds": 4, "texture": 4}
+    digits = {"psnr_y": 4, "psnr_rgb": 4, "ssim_y": 6, "lpips": 6, "seconds": 4, "texture": 4, "grid": 4}
     return {k: round(v, digits[k]) if k in digits and isinstance(v, float) else v for k, v in d.items()}
 
 
@@ -132,6 +135,7 @@ def summarize(rows: Sequence[ImageResult], scale: int) -> list[DatasetResult]:
             images=len(group),
             seconds=float(sum(r.seconds for r in group)),
             texture=mean([r.texture for r in group]),
+            grid=mean([r.grid for r in group]),
             psnr_rgb=mean([r.psnr_rgb for r in group]),
             lpips=mean([r.lpips for r in group]),
         )

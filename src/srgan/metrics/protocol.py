@@ -128,3 +128,18 @@ def texture_ratio(sr: np.ndarray, hr: np.ndarray, scale: int) -> float:
         return float(np.mean(np.sqrt(dx**2 + dy**2)))
 
     return mean_gradient(sr) / max(mean_gradient(hr), 1e-12)
+
+
+def grid_level(img: np.ndarray, scale: int) -> float:
+    """RMS, in Y grey levels (0-255), of the mean `scale` x `scale` block pattern of an SR output.
+
+    Each block's mean is removed and the residuals averaged over all blocks (after shaving
+    `scale` px, which keeps the blocks on the upsampling grid). Photos and a PSNR-trained
+    network score ~0.1-0.3; a generator that prints a fixed sub-pixel grid (the GAN
+    checkerboard) scores its amplitude, ~1 for a faint but visible grid on flat areas.
+    """
+    y = shave(rgb_to_y(img), scale)
+    h, w = y.shape[0] - y.shape[0] % scale, y.shape[1] - y.shape[1] % scale
+    blocks = y[:h, :w].reshape(h // scale, scale, w // scale, scale)
+    pattern = (blocks - blocks.mean(axis=(1, 3), keepdims=True)).mean(axis=(0, 2))
+    return float(np.sqrt(np.mean(pattern**2)))

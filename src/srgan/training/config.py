@@ -40,6 +40,10 @@ class TrainConfig:
     # 0 = the paper's loss. VGG54 features barely see a global colour cast, and a short GAN run
     # drifts in colour; this term pins colour and tone without penalising high-frequency texture.
     lowfreq_weight: float = 0.0
+    # MSE between the mean sub-pixel (scale x scale) patterns of SR and HR, times this weight
+    # (losses/pattern.py). 0 = the paper's loss. The adversarial term alone teaches a
+    # pixel-shuffle generator a faint fixed grid; this term removes that grid and nothing else.
+    pattern_weight: float = 0.0
     vgg_weights: str | None = None
     init: str | None = None  # generator weights to start from (phase srgan: a trained SRResNet)
     seed: int = 0
@@ -69,6 +73,7 @@ class TrainConfig:
         need(self.lr > 0, f"lr must be positive, got {self.lr}")
         need(0 < self.lr_drop <= 1, f"lr_drop must be in (0, 1], got {self.lr_drop}")
         need(self.lowfreq_weight >= 0, f"lowfreq_weight must be >= 0, got {self.lowfreq_weight}")
+        need(self.pattern_weight >= 0, f"pattern_weight must be >= 0, got {self.pattern_weight}")
         need(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
         need(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
         need(not self.train_lr_dirs or len(self.train_lr_dirs) == len(self.train_dirs),

@@ -37,6 +37,7 @@ from ..device import autocast, resolve_precision, select_device
 from ..inference.engine import upscale_array
 from ..losses import (
     CONTENT_LAYER_FOR, VGGFeatures, discriminator_losses, generator_adversarial_loss, load_vgg19_features,
+    pattern_loss,
 )
 from ..metrics import psnr_y, ssim_y
 from ..models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, load_generator, save_generator
@@ -100,7 +101,7 @@ def _recipe(cfg: TrainConfig, step: int) -> dict:
         "phase": cfg.phase, "iterations": step, "batch_size": cfg.batch_size, "patch_size": cfg.patch_size,
         "lr": cfg.lr, "lr_schedule": cfg.lr_schedule, "content_loss": cfg.content_loss,
         "adv_weight": cfg.adv_weight if cfg.phase == "srgan" else 0.0, "ema_decay": cfg.ema_decay,
-        "lowfreq_weight": cfg.lowfreq_weight,
+        "lowfreq_weight": cfg.lowfreq_weight, "pattern_weight": cfg.pattern_weight,
         "data": [Path(d).name for d in cfg.train_dirs], "degradation": "bicubic x1/scale (Pillow, antialiased)",
         "init": Path(cfg.init).name if cfg.init else None, "precision": cfg.precision,
     }
@@ -218,7 +219,7 @@ def train(cfg: TrainConfig) -> Path:
     interactive = sys.stderr.isatty()
     bar = tqdm(total=cfg.iterations, initial=step, desc=cfg.phase, unit="it", disable=not main,
                dynamic_ncols=True, mininterval=0.1 if interactive else 30)
-    sums: dict[str, float] = {}
+    sums: dict[str, torch.Tensor] = {}
     count, data_time, step_time = 0, 0.0, 0.0
     try:
         while step < cfg.iterations:
@@ -266,6 +267,10 @@ def train(cfg: TrainConfig) -> Path:
                 lowfreq = F.mse_loss(F.avg_pool2d(sr.float(), cfg.scale), F.avg_pool2d(hr_img, cfg.scale))
                 g_loss = g_loss + cfg.lowfreq_weight * lowfreq
                 losses["lowfreq_loss"] = lowfreq.detach()
+            if cfg.pattern_weight:
+                pattern = pattern_loss(sr, hr_img, cfg.scale)
+                g_loss = g_loss + cfg.pattern_weight * pattern
+                losses["pattern_loss"] = pattern.detach()
             if d_model is not None:
                 with autocast(device, dtype):
                     adv = generator_adversarial_loss(d_model(sr).float())
@@ -279,21 +284,27 @@ def train(cfg: TrainConfig) -> Path:
                 with torch.no_grad():
                     for e, p in ema_pairs:
                         e.lerp_(p, 1 - cfg.ema_decay) if e.is_floating_point() else e.copy_(p)
-            t2 = time.perf_counter()
             step += 1
 
-            values = {k: float(v) for k, v in losses.items()}
-            if not all(math.isfinite(v) for v in values.values()):
-                raise FloatingPointError(f"non-finite loss at iteration {step}: {values}")
-            for k, v in values.items():
-                sums[k] = sums.get(k, 0.0) + v
+            # Losses are summed on the device and read back only when they are logged, validated
+            # or checkpointed: a read every step would stall a GPU until the CPU queues the next one.
+            # The read comes before t2, so step times include the GPU work queued since the last one.
+            for k, v in losses.items():
+                sums[k] = sums[k] + v if k in sums else v.float()
+            logging_now = step % cfg.log_every == 0 or step == cfg.iterations
+            if logging_now or step % cfg.save_every == 0 or step % cfg.val_every == 0 or stop_signal:
+                totals = {k: float(v) for k, v in sums.items()}
+                if not all(math.isfinite(v) for v in totals.values()):
+                    # Checked before any save, so the last checkpoint on disk is always a finite one.
+                    raise FloatingPointError(f"non-finite loss by iteration {step}: {totals}")
+            t2 = time.perf_counter()
             count, data_time, step_time = count + 1, data_time + (t1 - t0), step_time + (t2 - t0)
             bar.update(1)
 
             record: dict[str, float | int] = {}
             epoch = (step - 1) * cfg.batch_size // len(pairs)
-            if main and (step % cfg.log_every == 0 or step == cfg.iterations):
-                means = {k: v / count for k, v in sums.items()}
+            if main and logging_now:
+                means = {k: v / count for k, v in totals.items()}
                 record = {"iteration": step, "epoch": epoch, "lr": lr_now, **means,
                           "it_per_s": count / step_time, "sec_per_it": step_time / count,
                           "data_time": data_time / count, "data_frac": data_time / max(step_time, 1e-9)}
