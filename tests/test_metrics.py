@@ -210,5 +210,7 @@ def test_grid_level_sees_a_fixed_subpixel_pattern_that_photos_lack():
     tile = np.random.default_rng(0).choice([-2.0, 2.0], size=(4, 4))
     gridded = np.clip(photo + np.tile(tile, (64, 64))[..., None], 0, 255).astype(np.uint8)
     assert 1.2 < grid_level(gridded, 4) < 2.2
-    # The same offsets drifting by one pixel per block row are not a fixed grid.
-    assert grid_level(np.roll(photo, 1, axis=1), 4) < 0.5
+    # The same offsets shifted by one pixel per block row and column move with the image, not with
+    # the upsampling grid: every sub-pixel phase sees every offset, so there is no fixed grid.
+    drifting = np.block([[np.roll(tile, (r, c), axis=(0, 1)) for c in range(64)] for r in range(64)])
+    assert grid_level(np.clip(photo + drifting[..., None], 0, 255).astype(np.uint8), 4) < 0.5

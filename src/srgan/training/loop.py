@@ -292,7 +292,9 @@ def train(cfg: TrainConfig) -> Path:
             for k, v in losses.items():
                 sums[k] = sums[k] + v if k in sums else v.float()
             logging_now = step % cfg.log_every == 0 or step == cfg.iterations
-            if logging_now or step % cfg.save_every == 0 or step % cfg.val_every == 0 or stop_signal:
+            validating_now = main and bool(val_images) and (step % cfg.val_every == 0 or step == cfg.iterations)
+            saving_now = step % cfg.save_every == 0 or step == cfg.iterations
+            if logging_now or validating_now or saving_now or stop_signal:
                 totals = {k: float(v) for k, v in sums.items()}
                 if not all(math.isfinite(v) for v in totals.values()):
                     # Checked before any save, so the last checkpoint on disk is always a finite one.
@@ -311,7 +313,7 @@ def train(cfg: TrainConfig) -> Path:
                 bar.set_postfix({k: f"{means[k]:.4g}" for k in ("g_loss", "d_loss") if k in means})
                 log.debug("it %d %s", step, means)
                 sums, count, data_time, step_time = {}, 0, 0.0, 0.0
-            if main and val_images and (step % cfg.val_every == 0 or step == cfg.iterations):
+            if validating_now:
                 psnr, ssim, outputs = validate(ema if ema is not None else gen, val_images, cfg.precision, cfg.scale)
                 best = max(best, psnr)
                 record |= {"iteration": step, "epoch": epoch, "val_psnr_y": psnr, "val_ssim_y": ssim}
@@ -324,7 +326,7 @@ def train(cfg: TrainConfig) -> Path:
                     for k, v in record.items():
                         if k != "iteration":
                             writer.add_scalar(k, v, step)
-            if step % cfg.save_every == 0 or step == cfg.iterations:
+            if saving_now:
                 save_all("scheduled")
             if stop_signal:
                 save_all(f"signal {stop_signal[0]}")
