@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,21 @@ CHROMIUM = os.environ.get("SRGAN_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
+
+
+def wait_until(page, expression: str, timeout_s: float = 20.0) -> None:
+    """Poll a JS expression with page.evaluate until it is true.
+
+    Not page.wait_for_function: it can evaluate a string predicate with eval inside the page,
+    which this page's CSP (no 'unsafe-eval') refuses (one CI run failed so, others passed);
+    page.evaluate goes through the debugging protocol, which the CSP does not govern.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {expression}")
+        page.wait_for_timeout(50)
+
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 pytest.importorskip("uvicorn", reason="the 'serve' extra (uvicorn) is not installed")
@@ -58,7 +74,7 @@ def test_page_upscales_a_dropped_photo_4x(photo, tmp_path):
             transfer = page.evaluate_handle(DROP_FILE_JS, [base64.b64encode(src.read_bytes()).decode(),
                                                            src.name, "image/png"])
             page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
-            page.wait_for_function("document.getElementById('thumb').naturalWidth > 0")
+            wait_until(page, "document.getElementById('thumb').naturalWidth > 0")
             assert "astronaut.png" in page.inner_text("#fileinfo")
             page.click("#go")
             page.wait_for_selector("body[data-state=done]", timeout=60_000)
