@@ -13,11 +13,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 HELP = "upscale images with a bundled or custom model"
-EXTS = ("png", "jpg", "webp", "tif", "bmp")
 INPUT_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from ..inference.batch import EXTS
     from ..inference.image_io import DEFAULT_MAX_PIXELS
     from ..models import DEFAULT_MODEL, PRETRAINED
 
@@ -72,17 +72,6 @@ def collect_inputs(items: list[str], recursive: bool) -> tuple[list[Path], list[
     return unique, errors
 
 
-def output_path(src: Path, out: Path, single_file: bool, suffix: str, ext: str, has_alpha: bool) -> Path:
-    if single_file:
-        return out
-    if ext == "auto":
-        ext = src.suffix.lower().lstrip(".")
-        ext = {"jpeg": "jpg", "tiff": "tif"}.get(ext, ext)
-        if ext not in EXTS or (ext in ("jpg", "bmp") and has_alpha):
-            ext = "png"
-    return out / f"{src.stem}{suffix}.{ext}"
-
-
 def _check_writable(folder: Path) -> str | None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -94,8 +83,9 @@ def _check_writable(folder: Path) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference.api import load_model, upscale_picture
-    from ..inference.image_io import WRITE_FORMATS, ImageError, read_image, write_image
+    from ..inference.api import load_model
+    from ..inference.batch import FileJob, upscale_file
+    from ..inference.image_io import WRITE_FORMATS
     from ..models import WeightsError
 
     def err(msg: str) -> None:
@@ -133,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
     for msg in missing:
         err(msg)
     suffix = args.suffix if args.suffix is not None else f"_x{args.outscale or model.scale:g}"
-    precision = "fp32" if args.fp32 else "auto"
+    job = FileJob(out, single_file, suffix, args.ext, args.outscale, args.tile, args.tile_pad,
+                  "fp32" if args.fp32 else "auto", args.max_pixels, args.skip_existing, args.overwrite)
 
     def on_sigterm(_sig, _frame):
         raise KeyboardInterrupt
@@ -142,27 +133,17 @@ def run(args: argparse.Namespace) -> int:
     written = skipped = 0
     try:
         for src in tqdm(files, desc="images", unit="img", disable=args.quiet or len(files) < 2):
-            try:
-                pic = read_image(src, max_pixels=args.max_pixels)
-                dst = output_path(src, out, single_file, suffix, args.ext, pic.alpha is not None)
-                if dst.resolve() == src.resolve():
-                    raise ImageError(f"{src}: output path is the input itself; refusing to overwrite an input")
-                if dst.exists():
-                    if args.skip_existing:
-                        skipped += 1
-                        continue
-                    if not args.overwrite:
-                        raise ImageError(f"{src}: output {dst} exists (use --overwrite or --skip-existing)")
-                result = upscale_picture(pic, model, args.outscale, args.tile, args.tile_pad, precision,
-                                         progress=not args.quiet)
-                write_image(result, dst)
+            result = upscale_file(src, model, job, progress=not args.quiet)
+            if result.status == "failed":
+                failed += 1
+                err(result.error)
+            elif result.status == "skipped":
+                skipped += 1
+            else:
                 written += 1
                 if not args.quiet:
-                    for note in pic.notes:
+                    for note in result.notes:
                         tqdm.write(f"{src}: note: {note}", file=sys.stderr)
-            except (ImageError, OSError, ValueError) as exc:
-                failed += 1
-                err(str(exc) if isinstance(exc, ImageError) else f"{src}: {exc}")
     except KeyboardInterrupt:
         err(f"interrupted; {written} finished output(s) kept, none partial (rerun with --skip-existing to resume)")
         return 130
