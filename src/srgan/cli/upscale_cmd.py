@@ -12,6 +12,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from . import upscale_ray
+
 HELP = "upscale images with a bundled or custom model"
 INPUT_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
@@ -47,6 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"refuse inputs with more pixels (default {DEFAULT_MAX_PIXELS:,} = 4096x4096, "
                         "whose 4x output is 0.8 GB in 8-bit RGB)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes; errors only")
+    upscale_ray.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -114,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
         err(problem)
         return 1
     try:
-        model = load_model(args.model, args.device)
+        # With --ray the model runs on the workers; here it is only checked and its scale read.
+        model = load_model(args.model, "cpu" if args.ray is not None else args.device)
     except (WeightsError, ValueError) as exc:
         err(str(exc))
         return 2
@@ -132,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     written = skipped = 0
     try:
+        if args.ray is not None:
+            return upscale_ray.run_on_ray(args, files, missing, job)
         for src in tqdm(files, desc="images", unit="img", disable=args.quiet or len(files) < 2):
             result = upscale_file(src, model, job, progress=not args.quiet)
             if result.status == "failed":

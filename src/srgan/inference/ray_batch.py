@@ -1,0 +1,234 @@
+"""Batch upscaling over a Ray cluster (`srgan upscale --ray`; needs the optional extra srgan[ray]).
+
+The driver lists the inputs and streams them, one file per row, through Ray Data to a fixed
+pool of actors. Each actor loads the model once and runs the same per-file function as the
+single-process CLI (`batch.upscale_file`): it reads its input from, and writes its output
+atomically (temp file + rename) to, a path every node sees, so only file names and small
+result rows travel through Ray's object store.
+
+Failures. An input that cannot be read or upscaled comes back as a failed row and never stops
+the others. A worker process that dies (OOM kill, segfault, lost node) is restarted by Ray and
+its task retried on it; an output the dead attempt had already renamed into place is recognised
+by its inode (see `upscale_file`'s `prior`) and reported, not written again; temp files it left
+are removed at the end. A task that kills its worker on every retry is dropped (Ray Data's
+`max_errored_blocks`), and its inputs are reported as failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .batch import FileJob, FileResult, candidate_outputs, upscale_file
+
+# One file per row and, up to this many inputs, one row per block: a retried or dropped task
+# then concerns a single file. Beyond it, rows share blocks to keep the driver's per-block
+# bookkeeping bounded.
+MAX_BLOCKS = 10_000
+# Retries of a task whose worker died, before its inputs are reported as failed.
+MAX_TASK_RETRIES = 3
+# Test hook, the name of a file that arms it. Empty file: the first worker to write an output
+# removes it, records the output in <file>.victim and dies hard, as an OOM kill would. A file
+# holding an input's name: every worker that starts on that input dies.
+KILL_HOOK_ENV = "_SRGAN_TEST_KILL_RAY_WORKER"
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    address: str | None = None  # None: start a local Ray instance; else a cluster to join
+    workers: int | None = None  # None: one per GPU, or one per worker_cpus CPUs, of the cluster
+    worker_cpus: float = 1.0  # CPUs reserved for (and torch threads of) each CPU worker
+    device: str = "auto"  # auto: CUDA workers when the cluster has GPUs, else CPU
+
+
+class RayUnavailable(RuntimeError):
+    """Ray is not installed or the cluster cannot host the requested workers."""
+
+
+def import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401  (ray without the data extra lacks pyarrow/pandas)
+    except ImportError as exc:
+        raise RayUnavailable(f"--ray needs Ray Data: pip install 'srgan[ray]' ({exc})") from None
+    return ray
+
+
+@contextlib.contextmanager
+def connect(address: str | None) -> Iterator[None]:
+    """Join `address`, or start a local instance; reuse (and leave running) one already joined."""
+    ray = import_ray()
+    if ray.is_initialized():
+        yield
+        return
+    ray.init(address=address or "local", logging_level=logging.WARNING, log_to_driver=False,
+             include_dashboard=False, configure_logging=True)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def plan(files: Iterable[Path], job: FileJob) -> tuple[list[dict], list[FileResult]]:
+    """Rows to send to the workers, and the results known before any work.
+
+    Each row carries the inodes of its possible outputs that exist now (`upscale_file`'s
+    `prior`). Decided here: --skip-existing for inputs whose output name does not depend on
+    their pixels (no decoding needed), and inputs whose output name another input already
+    takes, which the single-process CLI would report as "exists" in its file order.
+    """
+    folder = job.out.parent if job.single_file else job.out
+    present = set(os.listdir(folder)) if folder.is_dir() else set()
+    rows: list[dict] = []
+    known: list[FileResult] = []
+    claimed: dict[str, Path] = {}
+    for src in files:
+        outputs = candidate_outputs(src, job)
+        clash = next((p for p in outputs if p.name in claimed), None)
+        if clash is not None:
+            known.append(FileResult(src, "failed", error=f"{src}: its output {clash} is also that of "
+                                                         f"{claimed[clash.name]}; rename one or upscale it separately"))
+            continue
+        claimed.update((p.name, src) for p in outputs)
+        prior = {}
+        for p in outputs:
+            if p.name in present:
+                with contextlib.suppress(FileNotFoundError):
+                    prior[p.name] = os.stat(p).st_ino
+        if job.skip_existing and len(outputs) == 1 and outputs[0].name in prior \
+                and outputs[0].resolve() != src.resolve():
+            known.append(FileResult(src, "skipped", outputs[0]))
+            continue
+        rows.append({"src": str(src), "prior": json.dumps(prior)})
+    return rows, known
+
+
+def _kill_hook(src: Path, result: FileResult | None) -> None:
+    arm = os.environ.get(KILL_HOOK_ENV)
+    if not arm:
+        return
+    try:
+        poison = Path(arm).read_text()
+    except FileNotFoundError:
+        return
+    if result is None:
+        if poison and src.name == poison:
+            os._exit(1)
+        return
+    if poison or result.status != "written":
+        return
+    try:
+        os.unlink(arm)  # only one worker wins the race for the armed file
+    except FileNotFoundError:
+        return
+    Path(arm + ".victim").write_text(json.dumps({"output": str(result.output),
+                                                 "inode": os.stat(result.output).st_ino}))
+    os._exit(1)
+
+
+class _Worker:
+    """A Ray actor: loads the model once, then upscales one file per row."""
+
+    def __init__(self, model: str, device: str, job: FileJob, threads: int | None) -> None:
+        import torch
+
+        from .api import load_model
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = load_model(model, device)
+        self.job = job
+
+    def __call__(self, batch: dict) -> dict:
+        out: dict[str, list[str]] = {"src": [], "status": [], "output": [], "error": [], "notes": []}
+        for src, prior in zip(batch["src"], batch["prior"]):
+            _kill_hook(Path(src), None)
+            result = upscale_file(Path(src), self.model, self.job, prior=json.loads(prior))
+            _kill_hook(Path(src), result)
+            out["src"].append(str(src))
+            out["status"].append(result.status)
+            out["output"].append(str(result.output or ""))
+            out["error"].append(result.error or "")
+            out["notes"].append("\n".join(result.notes))
+        return out
+
+
+def _placement(ray, opts: RayOptions) -> tuple[str, int, dict]:
+    """(device inside each worker, number of workers, Ray resources per worker)."""
+    cluster = ray.cluster_resources()
+    gpus, cpus = int(cluster.get("GPU", 0)), cluster.get("CPU", 0)
+    device = opts.device
+    if device == "auto":
+        device = "cuda" if gpus else "cpu"
+    if device.startswith("cuda"):
+        # Ray gives each GPU worker its own CUDA_VISIBLE_DEVICES, so inside it the GPU is "cuda".
+        workers = opts.workers or gpus
+        if workers > gpus:
+            raise RayUnavailable(f"{workers} GPU worker(s) requested but the Ray cluster has {gpus} GPU(s)")
+        return "cuda", workers, {"num_gpus": 1}
+    workers = opts.workers or max(1, int(cpus // opts.worker_cpus))
+    if workers * opts.worker_cpus > cpus:
+        raise RayUnavailable(f"{workers} worker(s) x {opts.worker_cpus:g} CPU(s) requested but the Ray cluster "
+                             f"has {cpus:g} CPU(s); lower --workers or --worker-cpus")
+    return device, workers, {"num_cpus": opts.worker_cpus}
+
+
+def upscale_on_ray(rows: list[dict], job: FileJob, model: str, opts: RayOptions) -> Iterator[FileResult]:
+    """Upscale `rows` (from `plan`) on the joined Ray cluster; yields each result as it completes.
+
+    Every row yields exactly one result: those whose task was dropped after MAX_TASK_RETRIES
+    come last, as failures. Call inside `connect`.
+    """
+    ray = import_ray()
+    if not rows:
+        return
+    device, workers, resources = _placement(ray, opts)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # the CLI draws its own, in files
+    ctx.print_on_execution_start = False
+    ctx.max_errored_blocks = -1  # a poisoned task drops its own inputs, not the run
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # no per-run INFO chatter
+    hook = os.environ.get(KILL_HOOK_ENV)
+    threads = None if device.startswith("cuda") else max(1, int(opts.worker_cpus))
+    ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
+    with warnings.catch_warnings():
+        # Ray Data has no named parameter for a finite max_task_retries (its default retries
+        # forever, so one input that kills its worker would stall the run); pyproject pins
+        # ray < 2.64, which removes **ray_remote_args.
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
+        ds = ds.map_batches(_Worker, fn_constructor_args=(model, device, job, threads), batch_size=1,
+                            compute=ray.data.ActorPoolStrategy(size=workers),
+                            runtime_env={"env_vars": {KILL_HOOK_ENV: hook}} if hook else None,
+                            **resources, max_restarts=-1, max_task_retries=MAX_TASK_RETRIES)
+    pending = {row["src"] for row in rows}
+    for row in ds.iter_rows():
+        pending.discard(row["src"])
+        notes = tuple(row["notes"].split("\n")) if row["notes"] else ()
+        yield FileResult(Path(row["src"]), row["status"], Path(row["output"]) if row["output"] else None,
+                         row["error"] or None, notes)
+    for src in sorted(pending):
+        yield FileResult(Path(src), "failed", error=f"{src}: its Ray worker died on each of "
+                                                     f"{MAX_TASK_RETRIES + 1} attempts (out of memory, or a crash "
+                                                     "in a decoder?); see the Ray logs")
+
+
+def remove_stale_temp_files(job: FileJob, srcs: Iterable[Path]) -> int:
+    """Delete temp files that killed attempts at these inputs left in the output folder."""
+    folder = job.out.parent if job.single_file else job.out
+    stems = {p.stem for src in srcs for p in candidate_outputs(src, job)}
+    removed = 0
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(folder):
+            # models.io.atomic_write names them ".<stem>.<random><suffix>.tmp"
+            name = entry.name
+            if name.startswith(".") and name.endswith(".tmp") and name[1:-4].rsplit(".", 2)[0] in stems:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed

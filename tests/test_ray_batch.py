@@ -1,0 +1,122 @@
+"""`srgan upscale --ray`: two CPU actors on a local Ray instance give the single-process CLI's files."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import ray
+from PIL import Image
+
+from srgan.cli.main import main
+from srgan.inference.ray_batch import KILL_HOOK_ENV
+
+MAX_PIXELS = 60 * 60  # the 64x64 input is "oversized"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    """One Ray instance for the module: its start-up (~5 s) is the slow part of every run."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, photo):
+    src = tmp_path_factory.mktemp("in")
+    for i in range(4):
+        Image.fromarray(photo[i * 8:i * 8 + 24, :32]).save(src / f"p{i}.png")
+    Image.fromarray(photo[:20, :20]).save(src / "q.jpg", quality=90)
+    Image.fromarray(np.dstack([photo[:16, :16], np.full((16, 16), 128, np.uint8)])).save(src / "rgba.png")
+    Image.fromarray(photo[:20, :24, 0]).save(src / "grey.webp", lossless=True)
+    (src / "corrupt.png").write_bytes((src / "p0.png").read_bytes()[:200])  # truncated
+    Image.fromarray(photo[:64, :64]).save(src / "big.png")
+    return src
+
+
+def upscale(src, out, weights, *extra) -> int:
+    return main(["upscale", str(src), "-o", str(out), "-m", str(weights), "-q", "--max-pixels", str(MAX_PIXELS),
+                 *map(str, extra)])
+
+
+@pytest.fixture(scope="module")
+def cli_outputs(folder, tiny_weights, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli")
+    assert upscale(folder, out, tiny_weights) == 1  # corrupt.png and big.png fail
+    return {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+def outputs(out):
+    return {p.name: p.read_bytes() for p in out.iterdir() if p.name != "srgan-manifest.json"}
+
+
+def manifest(out):
+    return json.loads((out / "srgan-manifest.json").read_text())
+
+
+def test_ray_equals_cli_names_failures_and_resumes(folder, tiny_weights, cli_outputs, tmp_path, capsys):
+    out = tmp_path / "ray"
+    assert upscale(folder, out, tiny_weights, "--ray", "--workers", 2) == 1
+    assert outputs(out) == cli_outputs  # same names, formats and bytes
+    assert sorted(cli_outputs) == ["grey_x4.webp", "p0_x4.png", "p1_x4.png", "p2_x4.png", "p3_x4.png",
+                                   "q_x4.jpg", "rgba_x4.png"]
+    err = capsys.readouterr().err
+    assert "corrupt.png: corrupt or truncated image" in err and "big.png: 64x64 = 4,096 pixels exceeds" in err
+    done = manifest(out)
+    assert len(done["written"]) == 7 and done["total"] == 9
+    failed = {os.path.basename(f["input"]): f["error"] for f in done["failed"]}
+    assert sorted(failed) == ["big.png", "corrupt.png"] and "truncated" in failed["corrupt.png"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert upscale(folder, out, tiny_weights, "--ray", "--workers", 2, "--skip-existing") == 1
+    again = manifest(out)
+    assert again["written"] == [] and len(again["skipped"]) == 7 and len(again["failed"]) == 2
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "srgan-manifest.json"} == \
+        {k: v for k, v in stamps.items() if k != "srgan-manifest.json"}
+
+
+def test_killed_actor_loses_nothing_and_writes_nothing_twice(folder, tiny_weights, cli_outputs, tmp_path,
+                                                             monkeypatch):
+    arm = tmp_path / "arm"
+    arm.write_text("")  # the first actor to finish an output dies right after renaming it into place
+    monkeypatch.setenv(KILL_HOOK_ENV, str(arm))
+    out = tmp_path / "ray"
+    assert upscale(folder, out, tiny_weights, "--ray", "--workers", 2) == 1
+    victim = json.loads((tmp_path / "arm.victim").read_text())
+    assert not arm.exists()  # the hook fired
+    assert os.stat(victim["output"]).st_ino == victim["inode"]  # the retry did not write it again
+    assert outputs(out) == cli_outputs
+    done = manifest(out)
+    assert sorted(os.path.basename(w["output"]) for w in done["written"]) == sorted(cli_outputs)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_input_that_kills_every_worker_is_reported_and_the_rest_done(folder, tiny_weights, cli_outputs,
+                                                                      tmp_path, monkeypatch, capsys):
+    arm = tmp_path / "arm"
+    arm.write_text("p2.png")  # every attempt at p2.png kills its actor
+    monkeypatch.setenv(KILL_HOOK_ENV, str(arm))
+    out = tmp_path / "ray"
+    assert upscale(folder, out, tiny_weights, "--ray", "--workers", 2) == 1
+    assert outputs(out) == {k: v for k, v in cli_outputs.items() if k != "p2_x4.png"}
+    assert "p2.png: its Ray worker died on each of 4 attempts" in capsys.readouterr().err
+    assert len(manifest(out)["failed"]) == 3
+
+
+def test_plan_names_outputs_two_inputs_would_share(tmp_path, photo):
+    from srgan.inference.batch import FileJob
+    from srgan.inference.ray_batch import plan
+
+    (tmp_path / "sub").mkdir()
+    for path in (tmp_path / "a.png", tmp_path / "sub" / "a.png", tmp_path / "b.png"):
+        Image.fromarray(photo[:8, :8]).save(path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b_x4.png").write_bytes(b"done before")
+    rows, known = plan([tmp_path / "a.png", tmp_path / "sub" / "a.png", tmp_path / "b.png"],
+                       FileJob(out, False, "_x4", skip_existing=True))
+    assert [os.path.basename(r["src"]) for r in rows] == ["a.png"]
+    assert [(k.src.name, k.status) for k in known] == [("a.png", "failed"), ("b.png", "skipped")]
+    assert "sub/a.png: its output" in known[0].error and "is also that of" in known[0].error
