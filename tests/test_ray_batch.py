@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from srgan.inference.ray_batch import KILL_HOOK_ENV
 MAX_PIXELS = 60 * 60  # the 64x64 input is "oversized"
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="module")
 def local_ray():
     """One Ray instance for the module: its start-up (~5 s) is the slow part of every run."""
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -40,6 +41,13 @@ def upscale(src, out, weights, *extra) -> int:
                  *map(str, extra)])
 
 
+@pytest.fixture
+def batch_dir(tmp_path, photo):
+    (tmp_path / "in").mkdir()
+    Image.fromarray(photo[:8, :8]).save(tmp_path / "in" / "a.png")
+    return tmp_path / "in"
+
+
 @pytest.fixture(scope="module")
 def cli_outputs(folder, tiny_weights, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli")
@@ -55,7 +63,7 @@ def manifest(out):
     return json.loads((out / "srgan-manifest.json").read_text())
 
 
-def test_ray_equals_cli_names_failures_and_resumes(folder, tiny_weights, cli_outputs, tmp_path, capsys):
+def test_ray_equals_cli_names_failures_and_resumes(local_ray, folder, tiny_weights, cli_outputs, tmp_path, capsys):
     out = tmp_path / "ray"
     assert upscale(folder, out, tiny_weights, "--ray", "--workers", 2) == 1
     assert outputs(out) == cli_outputs  # same names, formats and bytes
@@ -77,7 +85,7 @@ def test_ray_equals_cli_names_failures_and_resumes(folder, tiny_weights, cli_out
         {k: v for k, v in stamps.items() if k != "srgan-manifest.json"}
 
 
-def test_killed_actor_loses_nothing_and_writes_nothing_twice(folder, tiny_weights, cli_outputs, tmp_path,
+def test_killed_actor_loses_nothing_and_writes_nothing_twice(local_ray, folder, tiny_weights, cli_outputs, tmp_path,
                                                              monkeypatch):
     arm = tmp_path / "arm"
     arm.write_text("")  # the first actor to finish an output dies right after renaming it into place
@@ -93,7 +101,7 @@ def test_killed_actor_loses_nothing_and_writes_nothing_twice(folder, tiny_weight
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
-def test_input_that_kills_every_worker_is_reported_and_the_rest_done(folder, tiny_weights, cli_outputs,
+def test_input_that_kills_every_worker_is_reported_and_the_rest_done(local_ray, folder, tiny_weights, cli_outputs,
                                                                       tmp_path, monkeypatch, capsys):
     arm = tmp_path / "arm"
     arm.write_text("p2.png")  # every attempt at p2.png kills its actor
@@ -120,3 +128,12 @@ def test_plan_names_outputs_two_inputs_would_share(tmp_path, photo):
     assert [os.path.basename(r["src"]) for r in rows] == ["a.png"]
     assert [(k.src.name, k.status) for k in known] == [("a.png", "failed"), ("b.png", "skipped")]
     assert "sub/a.png: its output" in known[0].error and "is also that of" in known[0].error
+
+
+def test_base_install_has_no_ray_and_says_how_to_get_it(batch_dir, tiny_weights, tmp_path, monkeypatch, capsys):
+    from importlib.metadata import requires
+
+    assert all("extra ==" in r for r in requires("srgan") if r.startswith("ray"))
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    assert upscale(batch_dir, tmp_path / "out", tiny_weights, "--ray") == 2
+    assert "pip install 'srgan[ray]'" in capsys.readouterr().err

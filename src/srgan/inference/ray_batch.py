@@ -169,7 +169,7 @@ def _placement(ray, opts: RayOptions) -> tuple[str, int, dict]:
     if device.startswith("cuda"):
         # Ray gives each GPU worker its own CUDA_VISIBLE_DEVICES, so inside it the GPU is "cuda".
         workers = opts.workers or gpus
-        if workers > gpus:
+        if not gpus or workers > gpus:
             raise RayUnavailable(f"{workers} GPU worker(s) requested but the Ray cluster has {gpus} GPU(s)")
         return "cuda", workers, {"num_gpus": 1}
     workers = opts.workers or max(1, int(cpus // opts.worker_cpus))
@@ -200,22 +200,27 @@ def upscale_on_ray(rows: list[dict], job: FileJob, model: str, opts: RayOptions)
     with warnings.catch_warnings():
         # Ray Data has no named parameter for a finite max_task_retries (its default retries
         # forever, so one input that kills its worker would stall the run); pyproject pins
-        # ray < 2.64, which removes **ray_remote_args.
+        # ray < 2.64, the release that removes **ray_remote_args.
         warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
         ds = ds.map_batches(_Worker, fn_constructor_args=(model, device, job, threads), batch_size=1,
                             compute=ray.data.ActorPoolStrategy(size=workers),
                             runtime_env={"env_vars": {KILL_HOOK_ENV: hook}} if hook else None,
                             **resources, max_restarts=-1, max_task_retries=MAX_TASK_RETRIES)
     pending = {row["src"] for row in rows}
-    for row in ds.iter_rows():
-        pending.discard(row["src"])
-        notes = tuple(row["notes"].split("\n")) if row["notes"] else ()
-        yield FileResult(Path(row["src"]), row["status"], Path(row["output"]) if row["output"] else None,
-                         row["error"] or None, notes)
+    reason = (f"its Ray worker died on each of {MAX_TASK_RETRIES + 1} attempts (out of memory, or a crash "
+              "in a decoder?); see the Ray logs")
+    try:
+        for row in ds.iter_rows():
+            pending.discard(row["src"])
+            notes = tuple(row["notes"].split("\n")) if row["notes"] else ()
+            yield FileResult(Path(row["src"]), row["status"], Path(row["output"]) if row["output"] else None,
+                             row["error"] or None, notes)
+    except ray.exceptions.RayError as exc:
+        # The run itself broke (e.g. no actor could start: a model file missing on the nodes).
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        reason = f"not upscaled, the Ray run stopped: {type(exc).__name__}: {lines[-1] if lines else ''}"
     for src in sorted(pending):
-        yield FileResult(Path(src), "failed", error=f"{src}: its Ray worker died on each of "
-                                                     f"{MAX_TASK_RETRIES + 1} attempts (out of memory, or a crash "
-                                                     "in a decoder?); see the Ray logs")
+        yield FileResult(Path(src), "failed", error=f"{src}: {reason}")
 
 
 def remove_stale_temp_files(job: FileJob, srcs: Iterable[Path]) -> int:
