@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import sys
 
 import numpy as np
@@ -61,6 +62,24 @@ def outputs(out):
 
 def manifest(out):
     return json.loads((out / "srgan-manifest.json").read_text())
+
+
+def test_base_install_has_no_ray_and_says_how_to_get_it(batch_dir, tiny_weights, tmp_path, monkeypatch, capsys):
+    from importlib.metadata import requires
+
+    assert all("extra ==" in r for r in requires("srgan") if r.startswith("ray"))
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    assert upscale(batch_dir, tmp_path / "out", tiny_weights, "--ray") == 2
+    assert "pip install 'srgan[ray]'" in capsys.readouterr().err
+
+
+def test_unreachable_cluster_is_a_one_line_usage_error(batch_dir, tiny_weights, tmp_path, capsys):
+    assert not ray.is_initialized()  # runs before the module's Ray instance starts, or it would be reused
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nobody listens on it once closed
+    assert upscale(batch_dir, tmp_path / "out", tiny_weights, "--ray", f"127.0.0.1:{port}") == 2
+    assert f"cannot join the Ray cluster at 127.0.0.1:{port}: Connection refused" in capsys.readouterr().err
 
 
 def test_ray_equals_cli_names_failures_and_resumes(local_ray, folder, tiny_weights, cli_outputs, tmp_path, capsys):
@@ -129,11 +148,3 @@ def test_plan_names_outputs_two_inputs_would_share(tmp_path, photo):
     assert [(k.src.name, k.status) for k in known] == [("a.png", "failed"), ("b.png", "skipped")]
     assert "sub/a.png: its output" in known[0].error and "is also that of" in known[0].error
 
-
-def test_base_install_has_no_ray_and_says_how_to_get_it(batch_dir, tiny_weights, tmp_path, monkeypatch, capsys):
-    from importlib.metadata import requires
-
-    assert all("extra ==" in r for r in requires("srgan") if r.startswith("ray"))
-    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
-    assert upscale(batch_dir, tmp_path / "out", tiny_weights, "--ray") == 2
-    assert "pip install 'srgan[ray]'" in capsys.readouterr().err

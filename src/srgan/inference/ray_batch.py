@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -60,6 +61,19 @@ def import_ray():
     return ray
 
 
+def _check_reachable(address: str | None) -> None:
+    """Fail in seconds on a HOST:PORT nobody listens on (ray.init retries it for minutes)."""
+    if not address or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise RayUnavailable(f"--ray {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as exc:
+        raise RayUnavailable(f"cannot join the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
 @contextlib.contextmanager
 def connect(address: str | None) -> Iterator[None]:
     """Join `address`, or start a local instance; reuse (and leave running) one already joined."""
@@ -67,8 +81,14 @@ def connect(address: str | None) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    ray.init(address=address or "local", logging_level=logging.WARNING, log_to_driver=False,
-             include_dashboard=False, configure_logging=True)
+    _check_reachable(address)
+    try:
+        ray.init(address=address or "local", logging_level=logging.WARNING, log_to_driver=False,
+                 include_dashboard=False, configure_logging=True)
+    except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ... here
+        where = f"join the Ray cluster at {address}" if address else "start a local Ray instance"
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RayUnavailable(f"cannot {where}: {reason}") from None
     try:
         yield
     finally:
