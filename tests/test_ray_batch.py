@@ -2,8 +2,11 @@
 
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -148,3 +151,29 @@ def test_plan_names_outputs_two_inputs_would_share(tmp_path, photo):
     assert [(k.src.name, k.status) for k in known] == [("a.png", "failed"), ("b.png", "skipped")]
     assert "sub/a.png: its output" in known[0].error and "is also that of" in known[0].error
 
+
+
+def test_interrupted_run_lists_every_output_it_wrote_and_resumes(tmp_path, photo):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(8):
+        Image.fromarray(photo[i:i + 80, :80]).save(src / f"{i}.png")  # ~1 s each with srresnet_x4
+    cmd = [sys.executable, "-m", "srgan", "upscale", str(src), "-o", str(out), "-m", "srresnet_x4", "-q",
+           "--ray", "--workers", "2"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not (out.exists() and list(out.glob("*_x4.png"))):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    done = manifest(out)
+    on_disk = sorted(p.name for p in out.glob("*_x4.png"))
+    assert done["interrupted"] and 1 <= len(on_disk) < 8
+    assert sorted(os.path.basename(w["output"]) for w in done["written"]) == on_disk
+    assert len(done["not_done"]) == 8 - len(on_disk)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    proc = subprocess.run(cmd + ["--skip-existing"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    again = manifest(out)
+    assert len(again["skipped"]) == len(on_disk) and len(again["written"]) == 8 - len(on_disk)

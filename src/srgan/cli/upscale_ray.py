@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="CPUs (and torch threads) per CPU actor (default 1)")
 
 
-def _manifest(path: Path, results: list[FileResult], meta: dict) -> None:
+def _manifest(path: Path, results: list[FileResult], not_done: list[str], meta: dict) -> None:
     from ..models.io import atomic_write
 
     def entries(status: str, key: str) -> list[dict]:
@@ -36,7 +36,7 @@ def _manifest(path: Path, results: list[FileResult], meta: dict) -> None:
                 for r in results if r.status == status]
 
     doc = dict(meta, written=entries("written", "output"), skipped=entries("skipped", "output"),
-               failed=entries("failed", "error"))
+               failed=entries("failed", "error"), not_done=not_done)
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1, ensure_ascii=False)))
 
 
@@ -77,7 +77,10 @@ def run_on_ray(args: argparse.Namespace, files: list[Path], missing: list[str], 
         err(str(exc))
         return 2
     except KeyboardInterrupt:
-        interrupted = True
+        interrupted = True  # Ray has shut down: what the workers wrote is all there is
+        seen = {str(r.src) for r in results}
+        for result in ray_batch.finished_unreported([r for r in rows if r["src"] not in seen], job):
+            record(result)
     finally:
         bar.close()
         ray_batch.remove_stale_temp_files(job, files)
@@ -85,9 +88,10 @@ def run_on_ray(args: argparse.Namespace, files: list[Path], missing: list[str], 
     counts = {s: sum(r.status == s for r in results) for s in ("written", "skipped", "failed")}
     where = job.out.parent if job.single_file else job.out
     manifest = where / MANIFEST
-    _manifest(manifest, results, {"model": str(args.model), "ray": args.ray or "local", "workers": args.workers,
-                                  "interrupted": interrupted, "seconds": round(seconds, 3),
-                                  "total": len(files) + len(missing)} | counts)
+    reported = {r.src for r in results}
+    meta = {"model": str(args.model), "ray": args.ray or "local", "workers": args.workers, "interrupted": interrupted,
+            "seconds": round(seconds, 3), "total": len(files) + len(missing)} | counts
+    _manifest(manifest, results, [str(f) for f in files if f not in reported], meta)
     if interrupted:
         err(f"interrupted; {counts['written']} finished output(s) kept, none partial "
             f"(rerun with --skip-existing to resume; {manifest} lists them)")

@@ -243,6 +243,26 @@ def upscale_on_ray(rows: list[dict], job: FileJob, model: str, opts: RayOptions)
         yield FileResult(Path(src), "failed", error=f"{src}: {reason}")
 
 
+def finished_unreported(rows: Iterable[dict], job: FileJob) -> list[FileResult]:
+    """Rows whose output a worker renamed into place but whose result never reached the driver.
+
+    For an interrupted run, after Ray has shut down: its outputs are then final, and each is
+    told apart from one that existed before the run by its inode, as in `upscale_file`.
+    """
+    done = []
+    for row in rows:
+        src, prior = Path(row["src"]), json.loads(row["prior"])
+        for path in candidate_outputs(src, job):
+            try:
+                inode = os.stat(path).st_ino
+            except FileNotFoundError:
+                continue
+            if prior.get(path.name) != inode:
+                done.append(FileResult(src, "written", path))
+                break
+    return done
+
+
 def remove_stale_temp_files(job: FileJob, srcs: Iterable[Path]) -> int:
     """Delete temp files that killed attempts at these inputs left in the output folder."""
     folder = job.out.parent if job.single_file else job.out
