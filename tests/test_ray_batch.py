@@ -160,11 +160,11 @@ def test_interrupted_run_lists_every_output_it_wrote_and_resumes(tmp_path, photo
         Image.fromarray(photo[i:i + 80, :80]).save(src / f"{i}.png")  # ~1 s each with srresnet_x4
     cmd = [sys.executable, "-m", "srgan", "upscale", str(src), "-o", str(out), "-m", "srresnet_x4", "-q",
            "--ray", "--workers", "2"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)  # as a shell job
     deadline = time.time() + 240
     while time.time() < deadline and not (out.exists() and list(out.glob("*_x4.png"))):
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)  # what a scheduler or `kill` sends; Ctrl-C takes the same path
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     done = manifest(out)

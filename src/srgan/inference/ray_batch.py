@@ -20,7 +20,10 @@ import contextlib
 import json
 import logging
 import os
+import queue
+import signal
 import socket
+import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -82,6 +85,7 @@ def connect(address: str | None) -> Iterator[None]:
         yield
         return
     _check_reachable(address)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         ray.init(address=address or "local", logging_level=logging.WARNING, log_to_driver=False,
                  include_dashboard=False, configure_logging=True)
@@ -89,10 +93,21 @@ def connect(address: str | None) -> Iterator[None]:
         where = f"join the Ray cluster at {address}" if address else "start a local Ray instance"
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RayUnavailable(f"cannot {where}: {reason}") from None
+    # ray.init replaces the caller's SIGTERM handler with a bare sys.exit: restore it, so that
+    # SIGTERM still ends the run with a report.
+    signal.signal(signal.SIGTERM, handlers[signal.SIGTERM])
     try:
         yield
     finally:
-        ray.shutdown()
+        # A second Ctrl-C or SIGTERM must not break off the shutdown, which stops the workers
+        # before the caller looks at what they wrote.
+        for sig in handlers:
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            ray.shutdown()
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
 
 
 def plan(files: Iterable[Path], job: FileJob) -> tuple[list[dict], list[FileResult]]:
@@ -179,6 +194,34 @@ class _Worker:
         return out
 
 
+def _rows_in_background(ds) -> Iterator:
+    """The dataset's rows, then any exception it raised, iterated on a daemon thread.
+
+    The main thread only waits on a queue, where Ctrl-C reliably raises KeyboardInterrupt; in
+    Ray Data's own iterator it was sometimes lost, and the run went on to the end.
+    """
+    rows: queue.Queue = queue.Queue()
+    end = object()
+
+    def feed() -> None:
+        try:
+            for row in ds.iter_rows():
+                rows.put(row)
+        except BaseException as exc:  # handed to the main thread, which decides
+            rows.put(exc)
+        rows.put(end)
+
+    threading.Thread(target=feed, name="srgan-ray-rows", daemon=True).start()
+    while True:
+        try:
+            row = rows.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if row is end:
+            return
+        yield row
+
+
 def _placement(ray, opts: RayOptions) -> tuple[str, int, dict]:
     """(device inside each worker, number of workers, Ray resources per worker)."""
     cluster = ray.cluster_resources()
@@ -229,16 +272,18 @@ def upscale_on_ray(rows: list[dict], job: FileJob, model: str, opts: RayOptions)
     pending = {row["src"] for row in rows}
     reason = (f"its Ray worker died on each of {MAX_TASK_RETRIES + 1} attempts (out of memory, or a crash "
               "in a decoder?); see the Ray logs")
-    try:
-        for row in ds.iter_rows():
-            pending.discard(row["src"])
-            notes = tuple(row["notes"].split("\n")) if row["notes"] else ()
-            yield FileResult(Path(row["src"]), row["status"], Path(row["output"]) if row["output"] else None,
-                             row["error"] or None, notes)
-    except ray.exceptions.RayError as exc:
-        # The run itself broke (e.g. no actor could start: a model file missing on the nodes).
-        lines = [line for line in str(exc).splitlines() if line.strip()]
-        reason = f"not upscaled, the Ray run stopped: {type(exc).__name__}: {lines[-1] if lines else ''}"
+    for row in _rows_in_background(ds):
+        if isinstance(row, ray.exceptions.RayError):
+            # The run itself broke (e.g. no actor could start: a model file missing on the nodes).
+            lines = [line for line in str(row).splitlines() if line.strip()]
+            reason = f"not upscaled, the Ray run stopped: {type(row).__name__}: {lines[-1] if lines else ''}"
+            break
+        if isinstance(row, BaseException):
+            raise row
+        pending.discard(row["src"])
+        notes = tuple(row["notes"].split("\n")) if row["notes"] else ()
+        yield FileResult(Path(row["src"]), row["status"], Path(row["output"]) if row["output"] else None,
+                         row["error"] or None, notes)
     for src in sorted(pending):
         yield FileResult(Path(src), "failed", error=f"{src}: {reason}")
 
