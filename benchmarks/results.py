@@ -19,7 +19,7 @@ from pathlib import Path
 
 from srgan.device import select_device
 from srgan.metrics.evaluate import (
-    BICUBIC, DatasetResult, EvalInputError, Report, WeightsNotFoundError, load_lpips, load_upscaler, model_label,
+    BICUBIC, DatasetResult, EvalInputError, Report, WeightsNotFoundError, load_perceptual, load_upscaler, model_label,
     run_benchmark,
 )
 from srgan.metrics.figure import comparison_figure
@@ -56,6 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--figure-images", nargs="+", metavar="NAME",
                    help="images to draw, NAME or DATASET/NAME (default: the first image of each dataset)")
     p.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    p.add_argument("--metric-weights", type=Path, metavar="DIR",
+                   help="folder with the LPIPS/NIQE weights (default: $SRGAN_METRIC_WEIGHTS, torch hub cache, download)")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="fp32", choices=("auto", "bf16", "fp16", "fp32"))
     return p.parse_args(argv)
@@ -74,10 +76,10 @@ def results_table(results: list[DatasetResult], models: list[str], datasets: lis
         if m in PAPER:
             header.append(f"{label(m)} (paper)")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * (len(header) - 2)]
-    metrics = [("PSNR", "psnr_y", 0, ".2f"), ("SSIM", "ssim_y", 1, ".4f"), ("texture", "texture", None, ".2f"),
-               ("grid", "grid", None, ".2f")]
-    if any(r.lpips is not None for r in results):
-        metrics.append(("LPIPS", "lpips", None, ".4f"))
+    metrics = [("PSNR", "psnr_y", 0, ".2f"), ("SSIM", "ssim_y", 1, ".4f")]
+    metrics += [(name, key, None, fmt) for name, key, fmt in (("LPIPS", "lpips", ".4f"), ("NIQE", "niqe", ".2f"))
+                if any(getattr(r, key) is not None for r in results)]
+    metrics += [("texture", "texture", None, ".2f"), ("grid", "grid", None, ".2f")]
     for ds in datasets:
         for metric, key, index, fmt in metrics:
             cells = [ds, metric]
@@ -194,13 +196,12 @@ def main(argv: list[str] | None = None) -> int:
             log.error("error: %s", exc)
             return 2
         upscalers.append(up)
-    lpips, lpips_note = load_lpips(args.device)
-    if lpips_note:
-        notes.append(lpips_note)
+    perceptual, perceptual_notes = load_perceptual(args.metric_weights, args.device)
+    notes += perceptual_notes
     wanted = set(args.figure_images or ())
     select = (lambda ds, im, i: im in wanted or f"{ds}/{im}" in wanted) if wanted else (lambda ds, im, i: i == 0)
     try:
-        report = run_benchmark(args.data, upscalers, args.scale, lpips=lpips, figure_images=select)
+        report = run_benchmark(args.data, upscalers, args.scale, perceptual=perceptual, figure_images=select)
     except EvalInputError as exc:
         log.error("error: %s", exc)
         return 2

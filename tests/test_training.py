@@ -79,14 +79,22 @@ def fake_vgg_file(path):
     return path
 
 
-def test_phase2_srgan_with_local_vgg_weights(folders, tmp_path):
+def test_phase2_srgan_with_local_vgg_weights(folders, tmp_path, metric_weights):
     init = tmp_path / "p1"
     assert train(folders, init) == 0
+    # Offline without LPIPS weights: validation goes on with PSNR, which picks the best generator.
+    assert "val_lpips" not in (init / "metrics.jsonl").read_text()
+    assert load_generator(init / "best.safetensors").recipe["selected_by"] == "val_psnr_y"
     vgg = fake_vgg_file(tmp_path / "vgg19.pth")
     out = tmp_path / "gan"
     assert train(folders, out, "--phase", "srgan", "--init", str(init / "generator.safetensors"),
-                 "--vgg-weights", str(vgg), "--lowfreq-weight", "100", "--pattern-weight", "1e4") == 0
+                 "--vgg-weights", str(vgg), "--lowfreq-weight", "100", "--pattern-weight", "1e4",
+                 "--metric-weights", str(metric_weights)) == 0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    # Validation is judged by LPIPS too, and the GAN run keeps its LPIPS-best generator.
+    validated = [r for r in rows if "val_psnr_y" in r]
+    assert validated and all("val_lpips" in r for r in validated)
+    assert load_generator(out / "best.safetensors").recipe["selected_by"] == "val_lpips"
     assert {"d_loss", "adv_loss", "content_loss", "g_loss", "lowfreq_loss", "pattern_loss", "d_hr", "d_sr"} <= set(rows[0])
     assert json.loads((out / "config.json").read_text())["content_loss"] == "vgg54"
     assert load_generator(out / "generator.safetensors").recipe["adv_weight"] == 1e-3

@@ -35,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pattern-weight", type=float, metavar="W",
                    help="add W x MSE of the mean sub-pixel patterns of SR and HR (removes the GAN grid; 0 = the paper's loss)")
     p.add_argument("--vgg-weights", metavar="FILE", help="local VGG19 ImageNet weights (torchvision layout); default: download")
+    p.add_argument("--metric-weights", metavar="DIR",
+                   help="folder with the LPIPS weights, for val_lpips (default: $SRGAN_METRIC_WEIGHTS, the torch hub "
+                        "cache, or a download); GAN runs keep best.safetensors by it")
     p.add_argument("--init", metavar="WEIGHTS", help="generator weights to start from (e.g. a trained SRResNet)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--lr", type=float, help="learning rate (default 1e-4)")

@@ -45,6 +45,7 @@ class TrainConfig:
     # pixel-shuffle generator a faint fixed grid; this term removes that grid and nothing else.
     pattern_weight: float = 0.0
     vgg_weights: str | None = None
+    metric_weights: str | None = None  # folder with the LPIPS weights for val_lpips (see srgan.metrics.weights)
     init: str | None = None  # generator weights to start from (phase srgan: a trained SRResNet)
     seed: int = 0
     device: str = "auto"

@@ -40,6 +40,8 @@ from ..losses import (
     pattern_loss,
 )
 from ..metrics import psnr_y, ssim_y
+from ..metrics.lpips import LPIPS, load_lpips, lpips
+from ..metrics.weights import MetricWeightsError
 from ..models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, load_generator, save_generator
 from .checkpoint import load_latest, save_checkpoint
 from .config import TrainConfig, lr_at
@@ -68,18 +70,33 @@ def _setup_distributed(device_name: str) -> tuple[int, int, torch.device]:
     return dist.get_rank(), dist.get_world_size(), select_device("cpu" if device_name == "auto" else device_name)
 
 
-def validate(model: Generator, images, precision: str, scale: int) -> tuple[float, float, list[np.ndarray]]:
-    """Mean Y-PSNR and Y-SSIM (scale px shaved) over whole validation images, and the outputs.
+def validate(model: Generator, images, precision: str, scale: int,
+             lpips_net: LPIPS | None = None) -> tuple[dict[str, float], list[np.ndarray]]:
+    """Mean Y-PSNR, Y-SSIM and (with `lpips_net`) LPIPS, scale px shaved, over whole validation images.
 
     Uses the tiled engine of `srgan upscale` and the metrics of `srgan eval`, so validation
-    scores exactly what users get.
+    scores exactly what users get. Returns ({"val_psnr_y", "val_ssim_y"[, "val_lpips"]}, outputs).
     """
     was_training = model.training
     outputs = [upscale_array(model, lr, precision=precision) for _, lr, _ in images]
     model.train(was_training)
-    psnrs = [psnr_y(sr, hr, scale) for sr, (_, _, hr) in zip(outputs, images)]
-    ssims = [ssim_y(sr, hr, scale) for sr, (_, _, hr) in zip(outputs, images)]
-    return float(np.mean(psnrs)), float(np.mean(ssims)), outputs
+    pairs = list(zip(outputs, (hr for _, _, hr in images)))
+    scores = {"val_psnr_y": float(np.mean([psnr_y(sr, hr, scale) for sr, hr in pairs])),
+              "val_ssim_y": float(np.mean([ssim_y(sr, hr, scale) for sr, hr in pairs]))}
+    if lpips_net is not None:
+        scores["val_lpips"] = float(np.mean([lpips(sr, hr, shave=scale, weights=lpips_net) for sr, hr in pairs]))
+    return scores, outputs
+
+
+def selection_metric(scores: dict[str, float], phase: str) -> tuple[str, float]:
+    """(name, value to maximise) that picks the best checkpoint: a GAN run by -LPIPS when measured,
+    everything else by PSNR.
+
+    PSNR prefers the blurriest output, so it cannot judge a GAN run; LPIPS is a judge here, never a loss.
+    """
+    if phase == "srgan" and "val_lpips" in scores:
+        return "val_lpips", -scores["val_lpips"]
+    return "val_psnr_y", scores["val_psnr_y"]
 
 
 def save_samples(path: Path, images, outputs, limit: int = 3) -> None:
@@ -155,6 +172,14 @@ def train(cfg: TrainConfig) -> Path:
     # fp16 needs loss scaling; bf16 and fp32 do not.
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
+    # LPIPS for validation, when its weights can be found: missing weights are a note, not an error.
+    lpips_net = None
+    if main and val_images:
+        try:
+            lpips_net = load_lpips(cfg.metric_weights).to(device)
+        except MetricWeightsError as exc:
+            log.warning("validation without LPIPS: %s", exc)
+
     step, best = 0, -math.inf
     run_dir.mkdir(parents=True, exist_ok=True)
     if (run_dir / "checkpoint.pt").exists() or (run_dir / "checkpoint.prev.pt").exists():
@@ -170,7 +195,7 @@ def train(cfg: TrainConfig) -> Path:
             scaler.load_state_dict(state["scaler"])
         if "rng" in state:
             torch.set_rng_state(state["rng"])
-        step, best = int(state["step"]), float(state.get("best_psnr", -math.inf))
+        step, best = int(state["step"]), float(state.get("best", state.get("best_psnr", -math.inf)))
         log.info("resumed from %s at iteration %d", run_dir, step)
     if main:
         cfg.save(run_dir / "config.json")
@@ -195,7 +220,7 @@ def train(cfg: TrainConfig) -> Path:
     def save_all(reason: str) -> None:
         if not main:
             return
-        state = {"step": step, "best_psnr": best, "config": cfg.to_dict(), "rng": torch.get_rng_state(),
+        state = {"step": step, "best": best, "config": cfg.to_dict(), "rng": torch.get_rng_state(),
                  "generator": gen.state_dict(), "g_opt": g_opt.state_dict(), "scaler": scaler.state_dict()}
         if disc is not None:
             state |= {"discriminator": disc.state_dict(), "d_opt": d_opt.state_dict()}
@@ -314,10 +339,15 @@ def train(cfg: TrainConfig) -> Path:
                 log.debug("it %d %s", step, means)
                 sums, count, data_time, step_time = {}, 0, 0.0, 0.0
             if validating_now:
-                psnr, ssim, outputs = validate(ema if ema is not None else gen, val_images, cfg.precision, cfg.scale)
-                best = max(best, psnr)
-                record |= {"iteration": step, "epoch": epoch, "val_psnr_y": psnr, "val_ssim_y": ssim}
-                bar.write(f"iteration {step}: validation Y-PSNR {psnr:.3f} dB, SSIM {ssim:.4f} (best {best:.3f})")
+                scored = ema if ema is not None else gen
+                scores, outputs = validate(scored, val_images, cfg.precision, cfg.scale, lpips_net)
+                metric, value = selection_metric(scores, cfg.phase)
+                if value > best:
+                    best = value
+                    save_generator(scored, run_dir / "best.safetensors", recipe=_recipe(cfg, step) | {"selected_by": metric})
+                record |= {"iteration": step, "epoch": epoch, **scores}
+                shown = ", ".join(f"{k.removeprefix('val_')} {v:.4f}" for k, v in scores.items())
+                bar.write(f"iteration {step}: validation {shown} (best {metric.removeprefix('val_')} {abs(best):.4f})")
                 save_samples(run_dir / "samples" / f"step_{step:07d}.png", val_images, outputs)
             if record and metrics_file:
                 metrics_file.write(json.dumps(record) + "\n")
