@@ -49,8 +49,8 @@ def metric_weights(tmp_path_factory) -> Path:
     """
     import torch
 
-    from srgan.metrics.lpips import LPIPS
-    from srgan.metrics.niqe import matlab_rgb2gray, niqe_features
+    from srgan.metrics.lpips_model import LPIPS
+    from srgan.metrics.niqe_model import matlab_rgb2gray, niqe_features
 
     folder = tmp_path_factory.mktemp("metric_weights")
     torch.manual_seed(0)

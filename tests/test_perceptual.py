@@ -23,8 +23,8 @@ from PIL import Image
 from skimage import data
 
 from srgan.metrics import weights as mw
-from srgan.metrics.lpips import LPIPS, MIN_SIZE, canonicalize_state_dict, load_lpips, lpips, unit_normalize
-from srgan.metrics.niqe import imresize_matrix, matlab_imresize, niqe
+from srgan.metrics.lpips_model import LPIPS, MIN_SIZE, canonicalize_state_dict, load_lpips, lpips, unit_normalize
+from srgan.metrics.niqe_model import imresize_matrix, matlab_imresize, niqe
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +90,12 @@ def test_lpips_batch_module_equals_per_image(net, pair):
     assert batch.shape == (2,)
     assert float(batch[0]) == pytest.approx(lpips(hr, noisy, weights=net), rel=1e-5)
     assert float(batch[1]) == 0.0
+
+
+def test_public_functions_are_the_documented_ones():
+    import srgan.metrics
+
+    assert srgan.metrics.lpips is lpips and srgan.metrics.niqe is niqe
 
 
 def test_unit_normalize_gives_unit_channel_vectors():

@@ -101,6 +101,29 @@ def test_phase2_srgan_with_local_vgg_weights(folders, tmp_path, metric_weights):
     assert load_generator(out / "generator.safetensors").recipe["pattern_weight"] == 1e4
 
 
+def test_gan_recipe_options_train_and_resume_exactly(folders, tmp_path, monkeypatch):
+    """U-Net discriminator + relativistic loss + L1 + LDL: every term logged, and resume is still exact."""
+    vgg = fake_vgg_file(tmp_path / "vgg19.pth")
+    recipe = ("--phase", "srgan", "--vgg-weights", str(vgg), "--discriminator", "unet", "--d-channels", "8",
+              "--gan-loss", "ragan", "--pixel-weight", "1e-2", "--ldl-weight", "1", "--ema-decay", "0.9")
+    whole = tmp_path / "whole"
+    assert train(folders, whole, *recipe) == 0
+    rows = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
+    assert {"pixel_loss", "ldl_loss", "adv_loss", "d_real_loss", "d_fake_loss"} <= set(rows[0])
+    recipe_meta = load_generator(whole / "generator.safetensors").recipe
+    assert recipe_meta["discriminator"] == "unet" and recipe_meta["gan_loss"] == "ragan"
+    parts = tmp_path / "parts"
+    with monkeypatch.context() as m:
+        interrupt_at(m, 1)
+        assert train(folders, parts, *recipe) == 130
+    assert train(folders, parts, *recipe, "--resume") == 0
+    a = torch.load(whole / "checkpoint.pt", weights_only=True)
+    b = torch.load(parts / "checkpoint.pt", weights_only=True)
+    for part in ("generator", "discriminator", "ema"):
+        for k, v in a[part].items():
+            assert torch.equal(v, b[part][k]), (part, k)
+
+
 def test_offline_without_vgg_weights_stops_before_work(folders, tmp_path, monkeypatch, capsys):
     def offline(*a, **k):
         raise urllib.error.URLError("no network")

@@ -3,7 +3,7 @@
 For every HR image: modcrop to the scale, LR = ``bicubic_downscale(hr, scale)`` (the exact
 degradation training uses), SR by a model or by bicubic upscaling, then Y-PSNR and Y-SSIM with
 `scale` pixels shaved (`srgan.metrics.protocol`). Optional: RGB PSNR, and the perceptual
-metrics LPIPS and NIQE (`srgan.metrics.lpips`, `srgan.metrics.niqe`) when their weights are found.
+metrics LPIPS and NIQE (`srgan.metrics.lpips_model`, `srgan.metrics.niqe_model`) when their weights are found.
 ``evaluate_outputs`` scores images made by any other tool against ground truth the same way.
 
 The core (``bicubic_upscale``, ``score_image``, ``summarize``, ``pick_crop``) is pure; the
@@ -280,8 +280,8 @@ def load_perceptual(weights: str | Path | None = None, device: str = "auto", *, 
     A metric whose weights cannot be found or fetched is left out with a one-line note saying
     why and how to provide them: missing weights never stop an evaluation.
     """
-    from .lpips import load_lpips, lpips
-    from .niqe import load_niqe_params, niqe
+    from .lpips_model import load_lpips, lpips
+    from .niqe_model import load_niqe_params, niqe
     from .weights import MetricWeightsError
 
     notes: list[str] = []

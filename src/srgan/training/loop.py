@@ -5,6 +5,9 @@ Phase "srgan": starting from a trained SRResNet, alternate
   D: BCE(D(HR), 1) + BCE(D(G(LR)), 0)
   G: content(G(LR), HR) + adv_weight * BCE(D(G(LR)), 1)
 with content = VGG54 / VGG22 feature MSE (or pixel MSE for the paper's SRGAN-MSE).
+Recipe options beyond the paper, each off by default (config.py): a per-pixel U-Net
+discriminator, the relativistic average GAN loss, an L1 pixel term, the LDL artifact term
+against the EMA model, and the low-frequency and sub-pixel pattern terms.
 
 The batch of iteration s is a pure function of s (see data.dataset.RandomCrops), the learning
 rate too (config.lr_at), and checkpoints hold every other piece of state, so a resumed run ends
@@ -36,13 +39,16 @@ from ..data.dataset import RandomCrops, StepBatches, load_pairs
 from ..device import autocast, resolve_precision, select_device
 from ..inference.engine import upscale_array
 from ..losses import (
-    CONTENT_LAYER_FOR, VGGFeatures, discriminator_losses, generator_adversarial_loss, load_vgg19_features,
-    pattern_loss,
+    CONTENT_LAYER_FOR, VGGFeatures, artifact_loss, discriminator_losses, generator_adversarial_loss,
+    load_vgg19_features, pattern_loss, ragan_discriminator_losses, ragan_generator_loss,
 )
 from ..metrics import psnr_y, ssim_y
-from ..metrics.lpips import LPIPS, load_lpips, lpips
+from ..metrics.lpips_model import LPIPS, load_lpips, lpips
 from ..metrics.weights import MetricWeightsError
-from ..models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, load_generator, save_generator
+from ..models import (
+    Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, UNetDiscriminator, UNetDiscriminatorConfig,
+    load_generator, save_generator,
+)
 from .checkpoint import load_latest, save_checkpoint
 from .config import TrainConfig, lr_at
 
@@ -119,6 +125,8 @@ def _recipe(cfg: TrainConfig, step: int) -> dict:
         "lr": cfg.lr, "lr_schedule": cfg.lr_schedule, "content_loss": cfg.content_loss,
         "adv_weight": cfg.adv_weight if cfg.phase == "srgan" else 0.0, "ema_decay": cfg.ema_decay,
         "lowfreq_weight": cfg.lowfreq_weight, "pattern_weight": cfg.pattern_weight,
+        **({"discriminator": cfg.discriminator, "d_channels": cfg.d_channels, "gan_loss": cfg.gan_loss,
+            "pixel_weight": cfg.pixel_weight, "ldl_weight": cfg.ldl_weight} if cfg.phase == "srgan" else {}),
         "data": [Path(d).name for d in cfg.train_dirs], "degradation": "bicubic x1/scale (Pillow, antialiased)",
         "init": Path(cfg.init).name if cfg.init else None, "precision": cfg.precision,
     }
@@ -156,7 +164,11 @@ def train(cfg: TrainConfig) -> Path:
         if init.config != gcfg:
             raise ValueError(f"--init {cfg.init}: architecture {init.config} differs from the configured {gcfg}")
         gen.load_state_dict(init.state_dict())
-    disc = Discriminator(DiscriminatorConfig(input_size=cfg.patch_size)) if cfg.phase == "srgan" else None
+    disc = None
+    if cfg.phase == "srgan":
+        disc = (UNetDiscriminator(UNetDiscriminatorConfig(channels=cfg.d_channels)) if cfg.discriminator == "unet"
+                else Discriminator(DiscriminatorConfig(input_size=cfg.patch_size, base_channels=cfg.d_channels)))
+    d_losses = ragan_discriminator_losses if cfg.gan_loss == "ragan" else discriminator_losses
     if cfg.sync_bn and device.type != "cuda":
         raise ValueError("--sync-bn needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only)")
     if world > 1 and cfg.sync_bn:
@@ -266,7 +278,7 @@ def train(cfg: TrainConfig) -> Path:
                 with autocast(device, dtype):
                     real_logits = d_model(hr_img).float()
                     fake_logits = d_model(sr.detach()).float()
-                d_real, d_fake = discriminator_losses(real_logits, fake_logits)
+                d_real, d_fake = d_losses(real_logits, fake_logits)
                 scaler.scale(d_real + d_fake).backward()
                 scaler.step(d_opt)
                 losses |= {"d_loss": (d_real + d_fake).detach(), "d_real_loss": d_real.detach(),
@@ -296,9 +308,26 @@ def train(cfg: TrainConfig) -> Path:
                 pattern = pattern_loss(sr, hr_img, cfg.scale)
                 g_loss = g_loss + cfg.pattern_weight * pattern
                 losses["pattern_loss"] = pattern.detach()
+            if cfg.pixel_weight:
+                pixel = F.l1_loss(sr.float(), hr_img)
+                g_loss = g_loss + cfg.pixel_weight * pixel
+                losses["pixel_loss"] = pixel.detach()
+            if cfg.ldl_weight:
+                with torch.no_grad(), autocast(device, dtype):
+                    ema_sr = ema(lr_img)
+                artifacts = artifact_loss(sr, hr_img, ema_sr)
+                g_loss = g_loss + cfg.ldl_weight * artifacts
+                losses["ldl_loss"] = artifacts.detach()
             if d_model is not None:
                 with autocast(device, dtype):
-                    adv = generator_adversarial_loss(d_model(sr).float())
+                    fake_g = d_model(sr).float()
+                    if cfg.gan_loss == "ragan":
+                        # D(HR) after D's update, as a constant: the relativistic term's reference.
+                        with torch.no_grad():
+                            real_g = d_model(hr_img).float()
+                        adv = ragan_generator_loss(real_g, fake_g)
+                    else:
+                        adv = generator_adversarial_loss(fake_g)
                 g_loss = g_loss + cfg.adv_weight * adv
                 losses["adv_loss"] = adv.detach()
             losses["g_loss"] = g_loss.detach()
