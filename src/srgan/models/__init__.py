@@ -1,6 +1,7 @@
 """Networks of the paper and their weights."""
 
 from .discriminator import Discriminator, DiscriminatorConfig
+from .interpolate import blend_generators, interpolate_state_dicts
 from .io import WeightsError, canonicalize_state_dict, load_generator, read_metadata, save_generator
 from .pretrained import DEFAULT_MODEL, PRETRAINED, PretrainedWeights
 from .srresnet import Generator, GeneratorConfig
@@ -9,5 +10,5 @@ from .unet_discriminator import UNetDiscriminator, UNetDiscriminatorConfig
 __all__ = [
     "DEFAULT_MODEL", "PRETRAINED", "Discriminator", "DiscriminatorConfig", "Generator",
     "GeneratorConfig", "PretrainedWeights", "WeightsError", "canonicalize_state_dict",
-    "UNetDiscriminator", "UNetDiscriminatorConfig", "load_generator", "read_metadata", "save_generator",
+    "UNetDiscriminator", "UNetDiscriminatorConfig", "blend_generators", "interpolate_state_dicts", "load_generator", "read_metadata", "save_generator",
 ]
