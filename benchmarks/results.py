@@ -178,7 +178,8 @@ def render(report: Report, models: list[str], datasets: list[str], figures: list
     if any(r.lpips is not None for r in results):
         parts += ["", "## LPIPS against published GAN results", "",
                   "Rows marked *reported* are published figures, not our runs: " + PUBLISHED_SOURCE + ". Their "
-                  "toolbox scores the whole image (no shave); the bicubic rows show how close the two protocols are.",
+                  "toolbox scores the whole image (no shave) and makes LR with MATLAB's bicubic; the bicubic rows "
+                  "show how close the two protocols are.",
                   "", published_table(results, models, datasets)]
     if check:
         parts += ["", "Protocol check (bicubic must reproduce the reference figures of this protocol):", "", *check]
