@@ -152,7 +152,7 @@ def run_degrade(args: argparse.Namespace) -> int:
         save_image(args.output / f"{path.stem}.png", lr)
         report[path.stem] = info
         if args.sheet:
-            rows.append(_sheet_row(sharp, bicubic_downscale(hr, scale), lr, scale, args.crop))
+            rows.append((path.stem, info, _sheet_row(sharp, bicubic_downscale(hr, scale), lr, scale, args.crop)))
         print(f"{path} -> {args.output / (path.stem + '.png')} ({lr.shape[1]}x{lr.shape[0]})")
     if report:
         meta = {"seed": seed, "scale": scale, "sharpen": cfg.usm_sharpen and not args.no_sharpen,
@@ -160,7 +160,7 @@ def run_degrade(args: argparse.Namespace) -> int:
         text = json.dumps(meta, indent=1, sort_keys=True) + "\n"
         atomic_write(args.output / "degradations.json", lambda tmp: Path(tmp).write_text(text))
     if rows:
-        save_image(args.sheet, _sheet(rows))
+        save_image(args.sheet, _sheet(rows, scale))
         print(f"contact sheet: {args.sheet}")
     return 1 if failed else 0
 
@@ -182,9 +182,42 @@ def _sheet_row(hr: np.ndarray, bicubic: np.ndarray, lr: np.ndarray, scale: int, 
     return np.concatenate([hr[y : y + ch, x : x + cw], gap, enlarge(bicubic), gap, enlarge(lr)], axis=1)
 
 
-def _sheet(rows: list[np.ndarray]) -> np.ndarray:
-    import numpy as np
+def _caption(name: str, info: dict) -> list[str]:
+    """Two short lines saying what was drawn for one image."""
+    def stage(n: int, st: dict) -> str:
+        blur = st["blur"] or "no blur"
+        gray = " gray" if st["gray_noise"] else ""
+        return (f"{n}: {blur}, x{st['resize']:g} {st['resize_mode']}, {st['noise']}{gray} {st['noise_level']:g}, "
+                f"JPEG q{st['jpeg_quality']}")
+    final = info["final"]
+    sinc = "sinc" if final["sinc"] else "no sinc"
+    return [f"{name}   {stage(1, info['first'])}",
+            f"{stage(2, info['second'])};  final: {final['order'].replace('sinc', sinc)} ({final['resize_mode']})"]
 
-    width = max(r.shape[1] for r in rows)
-    padded = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
-    return np.concatenate(padded, axis=0)
+
+def _sheet(rows: list[tuple[str, dict, np.ndarray]], scale: int) -> np.ndarray:
+    """Rows of crops, each under a caption of its draws; a header names the columns."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    width = max(r.shape[1] for _, _, r in rows)
+    line = 12
+
+    def strip(lines: list[str], height: int) -> np.ndarray:
+        im = Image.new("RGB", (width, height), "white")
+        draw = ImageDraw.Draw(im)
+        for i, text in enumerate(lines):
+            draw.text((2, 1 + i * line), text, fill="black", font=font)
+        return np.asarray(im)
+
+    crop = rows[0][2].shape[0]
+    header = Image.new("RGB", (width, line + 2), "white")
+    draw = ImageDraw.Draw(header)
+    for i, text in enumerate(("HR", f"bicubic LR (x{scale} nearest)", f"realesrgan LR (x{scale} nearest)")):
+        draw.text((2 + i * (crop + 4), 1), text, fill="black", font=font)
+    parts = [np.asarray(header)]
+    for name, info, row in rows:
+        parts.append(strip(_caption(name, info), 2 * line + 3))
+        parts.append(np.pad(row, ((0, 4), (0, width - row.shape[1]), (0, 0)), constant_values=255))
+    return np.concatenate(parts, axis=0)
