@@ -301,3 +301,15 @@ def test_degrade_cli_errors(images, tmp_path, capsys):
     assert "\n" not in err and f"{bad}: [realesrgan] noise_range must be" in err
     assert main(["data", "degrade", str(tmp_path / "missing.png"), "-o", str(tmp_path / "p")]) == 2
     assert "missing.png: not an image file or folder" in capsys.readouterr().err
+
+
+def test_example_config_lists_the_defaults():
+    """configs/srresnet_x4_real.toml documents every option with its default value."""
+    from pathlib import Path
+
+    from srgan.cli.train_cmd import read_config_file
+
+    options = read_config_file(Path(__file__).parents[1] / "configs" / "srresnet_x4_real.toml")
+    cfg = TrainConfig.from_dict(options)
+    assert cfg.degradation == "realesrgan" and cfg.realesrgan == DegradationConfig()
+    assert set(options["realesrgan"]) == {f.name for f in dataclasses.fields(DegradationConfig)}
