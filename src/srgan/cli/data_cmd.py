@@ -148,7 +148,8 @@ def run_degrade(args: argparse.Namespace) -> int:
             print(f"srgan data degrade: error: {path}: unreadable image ({exc})", file=sys.stderr)
             failed += 1
             continue
-        sharp, lr, info = degrade_image(hr, cfg, scale, seed, image_key(path.stem), sharpen=False if args.no_sharpen else None)
+        sharpen = False if args.no_sharpen else None  # None: as the config says
+        sharp, lr, info = degrade_image(hr, cfg, scale, seed, image_key(path.stem), sharpen=sharpen)
         save_image(args.output / f"{path.stem}.png", lr)
         report[path.stem] = info
         if args.sheet:

@@ -298,7 +298,8 @@ def _per_batch_stage(rng: np.random.Generator, st: _Stage) -> tuple[bool, float,
     return blur, float(factor), mode, gaussian
 
 
-def _per_image_stage(rng: np.random.Generator, st: _Stage, gaussian: bool) -> tuple[str, np.ndarray, float, bool, int, int]:
+def _per_image_stage(rng: np.random.Generator, st: _Stage,
+                     gaussian: bool) -> tuple[str, np.ndarray, float, bool, int, int]:
     kind, kernel = _random_kernel(rng, st)
     level = rng.uniform(*(st.noise_range if gaussian else st.poisson_scale_range))
     gray = bool(rng.uniform() < st.gray_noise_prob)

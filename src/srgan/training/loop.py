@@ -103,7 +103,9 @@ def _recipe(cfg: TrainConfig, step: int) -> dict:
         "lr": cfg.lr, "lr_schedule": cfg.lr_schedule, "content_loss": cfg.content_loss,
         "adv_weight": cfg.adv_weight if cfg.phase == "srgan" else 0.0, "ema_decay": cfg.ema_decay,
         "lowfreq_weight": cfg.lowfreq_weight, "pattern_weight": cfg.pattern_weight,
-        "data": [Path(d).name for d in cfg.train_dirs], "degradation": "bicubic x1/scale (Pillow, antialiased)" if cfg.degradation == "bicubic" else cfg.realesrgan.summary(),
+        "data": [Path(d).name for d in cfg.train_dirs],
+        "degradation": ("bicubic x1/scale (Pillow, antialiased)" if cfg.degradation == "bicubic"
+                        else cfg.realesrgan.summary()),
         "init": Path(cfg.init).name if cfg.init else None, "precision": cfg.precision,
     }
 
