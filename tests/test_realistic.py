@@ -138,6 +138,8 @@ def test_config_errors_name_the_bad_key(table, match):
 def test_config_keys_and_their_round_trip():
     with pytest.raises(ValueError, match="degradation must be one of"):
         TrainConfig.from_dict({"degradation": "jpeg"})
+    with pytest.raises(ValueError, match=r"put its options in a \[realesrgan\] table"):
+        TrainConfig.from_dict({"degradation": {"sinc_prob": 0}})  # a [degradation] table
     with pytest.raises(ValueError, match='only with degradation = "realesrgan"'):
         TrainConfig.from_dict({"realesrgan": {"sinc_prob": 0.0}})
     with pytest.raises(ValueError, match="train_lr_dirs"):
