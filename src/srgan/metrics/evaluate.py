@@ -2,8 +2,9 @@
 
 For every HR image: modcrop to the scale, LR = ``bicubic_downscale(hr, scale)`` (the exact
 degradation training uses), SR by a model or by bicubic upscaling, then Y-PSNR and Y-SSIM with
-`scale` pixels shaved (`srgan.metrics.protocol`). Optional: RGB PSNR, and LPIPS when the
-``lpips`` package and its AlexNet weights are already on this machine.
+`scale` pixels shaved (`srgan.metrics.protocol`). Optional: RGB PSNR, and the perceptual
+metrics LPIPS and NIQE (`srgan.metrics.lpips_model`, `srgan.metrics.niqe_model`) when their weights are found.
+``evaluate_outputs`` scores images made by any other tool against ground truth the same way.
 
 The core (``bicubic_upscale``, ``score_image``, ``summarize``, ``pick_crop``) is pure; the
 drivers (``load_upscaler``, ``evaluate_folder``, ``run_benchmark``) read files and run models.
@@ -12,7 +13,6 @@ Nothing here prints: progress goes to a tqdm bar on stderr, notes to `logging`.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import sys
 import time
@@ -79,13 +79,14 @@ class ImageResult:
     dataset: str
     model: str
     image: str
-    psnr_y: float
-    ssim_y: float
+    psnr_y: float | None  # None when there is no ground truth (NIQE alone)
+    ssim_y: float | None
     seconds: float
     texture: float | None = None
     grid: float | None = None
     psnr_rgb: float | None = None
     lpips: float | None = None
+    niqe: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict; absent optional metrics are left out."""
@@ -99,14 +100,15 @@ class DatasetResult:
     dataset: str
     model: str
     scale: int
-    psnr_y: float
-    ssim_y: float
+    psnr_y: float | None
+    ssim_y: float | None
     images: int
     seconds: float
     texture: float | None = None
     grid: float | None = None
     psnr_rgb: float | None = None
     lpips: float | None = None
+    niqe: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict; absent optional metrics are left out."""
@@ -114,7 +116,7 @@ class DatasetResult:
 
 
 def _rounded(d: dict[str, object]) -> dict[str, object]:
-    digits = {"psnr_y": 4, "psnr_rgb": 4, "ssim_y": 6, "lpips": 6, "seconds": 4, "texture": 4, "grid": 4}
+    digits = {"psnr_y": 4, "psnr_rgb": 4, "ssim_y": 6, "lpips": 6, "niqe": 4, "seconds": 4, "texture": 4, "grid": 4}
     return {k: round(v, digits[k]) if k in digits and isinstance(v, float) else v for k, v in d.items()}
 
 
@@ -130,14 +132,15 @@ def summarize(rows: Sequence[ImageResult], scale: int) -> list[DatasetResult]:
     return [
         DatasetResult(
             dataset=dataset, model=model, scale=scale,
-            psnr_y=float(np.mean([r.psnr_y for r in group])),
-            ssim_y=float(np.mean([r.ssim_y for r in group])),
+            psnr_y=mean([r.psnr_y for r in group]),
+            ssim_y=mean([r.ssim_y for r in group]),
             images=len(group),
             seconds=float(sum(r.seconds for r in group)),
             texture=mean([r.texture for r in group]),
             grid=mean([r.grid for r in group]),
             psnr_rgb=mean([r.psnr_rgb for r in group]),
             lpips=mean([r.lpips for r in group]),
+            niqe=mean([r.niqe for r in group]),
         )
         for (dataset, model), group in groups.items()
     ]
@@ -240,38 +243,69 @@ def load_upscaler(spec: str, scale: int, device: str = "auto", precision: str = 
     return up
 
 
-def load_lpips(device: str = "auto") -> tuple[DistanceFn | None, str | None]:
-    """LPIPS (AlexNet) as (SR, HR) -> distance when usable offline, else (None, one-line reason).
+@dataclass(frozen=True)
+class Perceptual:
+    """The perceptual metrics of a run, each None when off or unavailable.
 
-    Needs the ``lpips`` package and torchvision's AlexNet weights already in the torch hub
-    cache; never downloads anything.
+    `lpips` (full reference, (SR, HR) -> distance) and `niqe` (no reference, image -> score),
+    both on the images with `scale` px shaved, as PSNR. Lower is better for both.
     """
-    if importlib.util.find_spec("lpips") is None:
-        return None, "LPIPS skipped: the lpips package is not installed (pip install lpips)"
-    import torch
 
-    cached = list((Path(torch.hub.get_dir()) / "checkpoints").glob("alexnet-*.pth"))
-    if not cached:
-        return None, "LPIPS skipped: AlexNet weights are not in the torch hub cache"
-    try:
-        import lpips
+    lpips: DistanceFn | None = None
+    niqe: Callable[[np.ndarray], float] | None = None
 
-        from ..device import select_device
+    def scores(self, sr: np.ndarray, hr: np.ndarray | None, scale: int) -> tuple[dict[str, float], list[str]]:
+        """({"lpips": ..., "niqe": ...} for what is on, problems); `hr` None scores NIQE alone.
 
-        dev = select_device(device)
-        net = lpips.LPIPS(net="alex", verbose=False).to(dev).eval()
-    except Exception as exc:  # any failure of an optional metric is a note, not an error
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return None, f"LPIPS skipped: {reason}"
+        A metric the image is too small for (LPIPS < 31 px, NIQE < two 96 px blocks after the
+        shave) is left out of the dict and named, with the reason, in the problems.
+        """
+        out: dict[str, float] = {}
+        problems: list[str] = []
+        metrics = [("lpips", lambda: self.lpips(shave(sr, scale), shave(hr, scale)), self.lpips is not None and hr is not None),
+                   ("niqe", lambda: self.niqe(shave(sr, scale)), self.niqe is not None)]
+        for key, compute, enabled in metrics:
+            if enabled:
+                try:
+                    out[key] = compute()
+                except ValueError as exc:
+                    problems.append(f"{key.upper()} left out: {exc}")
+        return out, problems
 
-    @torch.no_grad()
-    def distance(sr: np.ndarray, hr: np.ndarray) -> float:
-        def t(a: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(dev)
 
-        return float(net(t(sr), t(hr)).mean())
+def load_perceptual(weights: str | Path | None = None, device: str = "auto", *, use_lpips: bool = True,
+                    use_niqe: bool = True) -> tuple[Perceptual, list[str]]:
+    """LPIPS and NIQE with their official weights (see `srgan.metrics.weights`), plus notes.
 
-    return distance, None
+    A metric whose weights cannot be found or fetched is left out with a one-line note saying
+    why and how to provide them: missing weights never stop an evaluation.
+    """
+    from .lpips_model import load_lpips, lpips
+    from .niqe_model import load_niqe_params, niqe
+    from .weights import MetricWeightsError
+
+    notes: list[str] = []
+    lpips_fn = niqe_fn = None
+    if use_lpips:
+        try:
+            from ..device import select_device
+
+            net = load_lpips(weights).to(select_device(device))
+
+            def lpips_fn(sr: np.ndarray, hr: np.ndarray) -> float:
+                return lpips(sr, hr, weights=net)
+        except (MetricWeightsError, ValueError) as exc:
+            notes.append(f"LPIPS skipped: {exc}")
+    if use_niqe:
+        try:
+            key = None if weights is None else str(weights)
+            load_niqe_params(key)
+
+            def niqe_fn(img: np.ndarray) -> float:
+                return niqe(img, weights=key)
+        except MetricWeightsError as exc:
+            notes.append(f"NIQE skipped: {exc}")
+    return Perceptual(lpips_fn, niqe_fn), notes
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -318,13 +352,14 @@ def load_image(dataset: str, name: str, path: Path, scale: int) -> EvalImage:
 
 @dataclass
 class FigureRow:
-    """What a comparison figure needs of one image: HR, and per method its output and Y-PSNR."""
+    """What a comparison figure needs of one image: HR, and per method its output, Y-PSNR and LPIPS."""
 
     dataset: str
     image: str
     hr: np.ndarray
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     psnr: dict[str, float] = field(default_factory=dict)
+    lpips: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -343,17 +378,17 @@ class Report:
 
 
 def evaluate_image(
-    image: EvalImage, upscalers: Sequence[Upscaler], scale: int, rgb: bool = False, lpips: DistanceFn | None = None,
-) -> Iterator[tuple[ImageResult, np.ndarray]]:
-    """Run every upscaler on one image; yield (its scores, its SR output (H, W, 3) uint8)."""
+    image: EvalImage, upscalers: Sequence[Upscaler], scale: int, rgb: bool = False,
+    perceptual: Perceptual = Perceptual(),
+) -> Iterator[tuple[ImageResult, np.ndarray, list[str]]]:
+    """Run every upscaler on one image; yield (its scores, its SR output (H, W, 3) uint8, problems)."""
     for up in upscalers:
         start = time.perf_counter()
         sr = up(image.lr)
         seconds = time.perf_counter() - start
-        scores = score_image(sr, image.hr, scale, rgb)
-        if lpips is not None:
-            scores["lpips"] = lpips(shave(sr, scale), shave(image.hr, scale))
-        yield ImageResult(image.dataset, up.name, image.name, seconds=seconds, **scores), sr
+        extra, problems = perceptual.scores(sr, image.hr, scale)
+        scores = score_image(sr, image.hr, scale, rgb) | extra
+        yield ImageResult(image.dataset, up.name, image.name, seconds=seconds, **scores), sr, problems
 
 
 def save_image(path: Path, img: np.ndarray) -> None:
@@ -371,7 +406,7 @@ def run_benchmark(
     scale: int,
     *,
     rgb: bool = False,
-    lpips: DistanceFn | None = None,
+    perceptual: Perceptual = Perceptual(),
     figure_images: Callable[[str, str, int], bool] | None = None,
     save_dir: str | Path | None = None,
     progress: bool = True,
@@ -403,15 +438,95 @@ def run_benchmark(
             keep = figure_images is not None and figure_images(dataset, name, index)
             row = FigureRow(dataset, name, image.hr) if keep else None
             methods = list(upscalers) if has_bicubic or not keep else [bicubic_upscaler(scale), *upscalers]
-            for result, sr in evaluate_image(image, methods, scale, rgb, lpips):
+            for result, sr, problems in evaluate_image(image, methods, scale, rgb, perceptual):
                 if result.model != BICUBIC or has_bicubic:
                     report.rows.append(result)
+                    report.notes += [f"{path} ({result.model}): {p}" for p in problems]
                 if row is not None:
                     row.outputs[result.model] = sr
                     row.psnr[result.model] = result.psnr_y
+                    if result.lpips is not None:
+                        row.lpips[result.model] = result.lpips
                 if save_dir is not None:
                     save_image(Path(save_dir) / dataset / result.model / f"{name}.png", sr)
             if row is not None:
                 report.figure_rows.append(row)
         bar.close()
+    return report
+
+
+# ----------------------------------------------------------------------------- outputs of other tools
+
+
+def match_outputs(sr_dir: str | Path, hr_dir: str | Path | None, sr_suffix: str = "") -> tuple[list[tuple[str, Path, Path | None]], list[str]]:
+    """Pair the images of `sr_dir` with those of `hr_dir` by relative path and stem.
+
+    An SR file `a/b_x4.png` matches HR `a/b.*` when `sr_suffix` is "_x4" (or `a/b_x4.*` with no
+    suffix). Returns ([(image name, SR path, HR path or None when `hr_dir` is None)], problems):
+    SR images without HR and HR images without SR are problems, named. EvalInputError when a
+    folder does not exist.
+    """
+    outputs = list_dataset(sr_dir)
+    if hr_dir is None:
+        return [(name, path, None) for name, path in outputs], []
+    truth = dict(list_dataset(hr_dir))
+    pairs, problems, used = [], [], set()
+    for name, path in outputs:
+        key = name[: -len(sr_suffix)] if sr_suffix and name.endswith(sr_suffix) else name
+        if key in truth:
+            pairs.append((key, path, truth[key]))
+            used.add(key)
+        else:
+            problems.append(f"{path}: no ground-truth image {key}.* in {hr_dir}")
+    problems += [f"{truth[k]}: no output for it in {sr_dir}" for k in truth if k not in used]
+    return pairs, problems
+
+
+def align_to_truth(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """Crop an SR output and its HR image to the protocol's common size. Pure.
+
+    The protocol modcrops HR to the scale; an output of that size, or of the full HR size
+    (both then modcropped), is accepted. Any other size is a ValueError naming both sizes.
+    """
+    cropped = modcrop(hr, scale)
+    if sr.shape == hr.shape:
+        return modcrop(sr, scale), cropped
+    if sr.shape == cropped.shape:
+        return sr, cropped
+    raise ValueError(f"output is {sr.shape[1]}x{sr.shape[0]} but the ground truth is {hr.shape[1]}x{hr.shape[0]}"
+                     f" (x{scale} modcrop {cropped.shape[1]}x{cropped.shape[0]})")
+
+
+def evaluate_outputs(
+    sr_dir: str | Path, hr_dir: str | Path | None, scale: int, *, sr_suffix: str = "", rgb: bool = False,
+    perceptual: Perceptual = Perceptual(), progress: bool = True,
+) -> Report:
+    """Score images another tool made (`sr_dir`) against ground truth (`hr_dir`) with the protocol.
+
+    With `hr_dir` None only the no-reference metric (NIQE) is computed, for real photos that
+    have no ground truth. Images are decoded as RGB (gray replicated, alpha dropped). The model
+    is named by `sr_dir`'s folder, the dataset by `hr_dir`'s (or `sr_dir`'s).
+    """
+    from tqdm import tqdm
+
+    pairs, problems = match_outputs(sr_dir, hr_dir, sr_suffix)
+    report = Report(scale, failures=problems)
+    model, dataset = dataset_name(sr_dir), dataset_name(hr_dir if hr_dir is not None else sr_dir)
+    for name, sr_path, hr_path in tqdm(pairs, desc=model, unit="img", file=sys.stderr, disable=None if progress else True):
+        try:
+            sr = np.ascontiguousarray(decode_rgb(sr_path))
+            if hr_path is None:
+                scores, bad = perceptual.scores(sr, None, scale)
+                scores |= {"psnr_y": None, "ssim_y": None}
+            else:
+                sr, hr = (np.ascontiguousarray(a) for a in align_to_truth(sr, decode_rgb(hr_path), scale))
+                if min(hr.shape[:2]) < min_image_size(scale):
+                    raise ValueError(f"{hr.shape[1]}x{hr.shape[0]} is smaller than {min_image_size(scale)} px")
+                extra, bad = perceptual.scores(sr, hr, scale)
+                scores = score_image(sr, hr, scale, rgb) | extra
+        except Exception as exc:  # a bad file must never stop a run
+            report.failures.append(f"{sr_path}: {exc}")
+            continue
+        report.rows.append(ImageResult(dataset, model, name, seconds=0.0, **scores))
+        report.notes += [f"{sr_path}: {p}" for p in bad]
     return report

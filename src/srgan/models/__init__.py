@@ -4,9 +4,10 @@ from .discriminator import Discriminator, DiscriminatorConfig
 from .io import WeightsError, canonicalize_state_dict, load_generator, read_metadata, save_generator
 from .pretrained import DEFAULT_MODEL, PRETRAINED, PretrainedWeights
 from .srresnet import Generator, GeneratorConfig
+from .unet_discriminator import UNetDiscriminator, UNetDiscriminatorConfig
 
 __all__ = [
     "DEFAULT_MODEL", "PRETRAINED", "Discriminator", "DiscriminatorConfig", "Generator",
     "GeneratorConfig", "PretrainedWeights", "WeightsError", "canonicalize_state_dict",
-    "load_generator", "read_metadata", "save_generator",
+    "UNetDiscriminator", "UNetDiscriminatorConfig", "load_generator", "read_metadata", "save_generator",
 ]

@@ -15,6 +15,8 @@ PHASES = ("srresnet", "srgan")
 CONTENT_LOSSES = ("mse", "l1", "vgg22", "vgg54")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 SCHEDULES = ("constant", "step", "cosine")
+DISCRIMINATORS = ("paper", "unet")
+GAN_LOSSES = ("vanilla", "ragan")
 DEGRADATIONS = ("bicubic", "realesrgan")
 
 @dataclass(frozen=True)
@@ -48,7 +50,14 @@ class TrainConfig:
     # (losses/pattern.py). 0 = the paper's loss. The adversarial term alone teaches a
     # pixel-shuffle generator a faint fixed grid; this term removes that grid and nothing else.
     pattern_weight: float = 0.0
+    # GAN recipe beyond the paper (docs/models.md measures each). Defaults are the paper's.
+    discriminator: str = "paper"  # paper (one logit per crop) | unet (per-pixel logits, spectral norm)
+    d_channels: int = 64  # the discriminator's base width (paper: 64; unet on a CPU: 32)
+    gan_loss: str = "vanilla"  # vanilla (the paper's BCE) | ragan (relativistic average, ESRGAN)
+    pixel_weight: float = 0.0  # L1 between SR and HR, times this (ESRGAN: 1e-2)
+    ldl_weight: float = 0.0  # LDL artifact term (losses/artifacts.py) against the EMA's output; needs ema_decay
     vgg_weights: str | None = None
+    metric_weights: str | None = None  # folder with the LPIPS weights for val_lpips (see srgan.metrics.weights)
     init: str | None = None  # generator weights to start from (phase srgan: a trained SRResNet)
     seed: int = 0
     device: str = "auto"
@@ -84,6 +93,12 @@ class TrainConfig:
         need(self.lowfreq_weight >= 0, f"lowfreq_weight must be >= 0, got {self.lowfreq_weight}")
         need(self.pattern_weight >= 0, f"pattern_weight must be >= 0, got {self.pattern_weight}")
         need(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        need(self.discriminator in DISCRIMINATORS, f"discriminator must be one of {DISCRIMINATORS}, got {self.discriminator!r}")
+        need(self.gan_loss in GAN_LOSSES, f"gan_loss must be one of {GAN_LOSSES}, got {self.gan_loss!r}")
+        need(self.d_channels >= 4, f"d_channels must be >= 4, got {self.d_channels}")
+        need(self.pixel_weight >= 0, f"pixel_weight must be >= 0, got {self.pixel_weight}")
+        need(self.ldl_weight >= 0, f"ldl_weight must be >= 0, got {self.ldl_weight}")
+        need(not self.ldl_weight or self.ema_decay > 0, "ldl_weight needs ema_decay > 0 (the artifact map compares with the EMA model)")
         need(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
         need(not self.train_lr_dirs or len(self.train_lr_dirs) == len(self.train_dirs),
              "give one LR folder per HR training folder")
