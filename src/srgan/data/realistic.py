@@ -42,7 +42,7 @@ from PIL import Image
 
 KERNEL_TYPES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
 RESIZE_MODES = ("area", "bilinear", "bicubic")
-_UP, _DOWN, _KEEP = range(3)  # order of resize_prob
+_UP, _DOWN = 0, 1  # indices in resize_prob (up, down, keep)
 
 
 @dataclass(frozen=True)
