@@ -36,6 +36,17 @@ def test_every_kernel_type_is_normalised(kind, size):
     assert sinc_kernel(size, cutoff=1.2).sum() == pytest.approx(1.0, abs=1e-12)
 
 
+def test_anisotropic_gaussian_has_the_rotated_covariance():
+    """sigma_x along the direction theta, sigma_y across it: second moments of the kernel."""
+    sx, sy, theta = 2.0, 1.0, 0.5
+    k = blur_kernel("aniso", 21, sx, sy, theta)
+    ax = np.arange(21) - 10
+    xx, yy = np.meshgrid(ax, ax)
+    cov = np.array([[(k * xx * xx).sum(), (k * xx * yy).sum()], [(k * xx * yy).sum(), (k * yy * yy).sum()]])
+    u = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    np.testing.assert_allclose(cov, u @ np.diag([sx**2, sy**2]) @ u.T, atol=1e-3)
+
+
 def test_drawn_kernels_are_normalised_and_cover_every_type():
     seen = set()
     for step in range(40):
