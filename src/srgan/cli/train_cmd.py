@@ -16,6 +16,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-c", "--config", type=Path, help="TOML or YAML file of training options (see configs/)")
     p.add_argument("--train-dir", dest="train_dirs", nargs="+", metavar="DIR", help="folders of HR training images (recursive)")
     p.add_argument("--val-dir", metavar="DIR", help="folder of HR validation images (Y-PSNR logged)")
+    p.add_argument("--val-lr-dir", metavar="DIR",
+                   help="LR images for --val-dir, matched by file stem (e.g. a set made by 'srgan data degrade'); "
+                        "default: bicubic downscaling")
+    p.add_argument("--degradation", choices=("bicubic", "realesrgan"),
+                   help="how LR inputs are made: bicubic (default) or realesrgan (blur, resize, noise and JPEG, "
+                        "twice, on the fly; options in the config's [realesrgan] table)")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder: config, metrics.jsonl, checkpoints, samples, generator.safetensors")
     p.add_argument("--phase", choices=("srresnet", "srgan"), help="srresnet: pixel loss; srgan: content + adversarial")
     p.add_argument("--train-lr-dir", dest="train_lr_dirs", nargs="+", metavar="DIR",

@@ -9,12 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..data.realistic import DegradationConfig
+
 PHASES = ("srresnet", "srgan")
 CONTENT_LOSSES = ("mse", "l1", "vgg22", "vgg54")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 SCHEDULES = ("constant", "step", "cosine")
 DISCRIMINATORS = ("paper", "unet")
 GAN_LOSSES = ("vanilla", "ragan")
+DEGRADATIONS = ("bicubic", "realesrgan")
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -24,6 +27,7 @@ class TrainConfig:
     train_dirs: tuple[str, ...] = ()
     train_lr_dirs: tuple[str, ...] = ()  # optional paired LR folders (matched by file stem)
     val_dir: str | None = None
+    val_lr_dir: str | None = None  # optional LR for val_dir (e.g. a degraded set), matched by file stem
     out: str = "runs/srresnet_x4"
     scale: int = 4
     num_blocks: int = 16
@@ -64,6 +68,11 @@ class TrainConfig:
     ema_decay: float = 0.0  # > 0 keeps an exponential moving average of G (e.g. 0.999), used for eval/export
     sync_bn: bool = False  # SyncBatchNorm across DDP ranks
     workers: int = 0  # DataLoader worker processes (crops are cheap; 0 suits CPUs)
+    # How the LR inputs are made: "bicubic" (antialiased, precomputed; the paper's and the
+    # benchmarks') or "realesrgan" (Real-ESRGAN's second-order blur/resize/noise/JPEG, made on the
+    # fly from each HR crop by data/realistic.py; its options are the [realesrgan] table).
+    degradation: str = "bicubic"
+    realesrgan: DegradationConfig = DegradationConfig()
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -93,6 +102,14 @@ class TrainConfig:
         need(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
         need(not self.train_lr_dirs or len(self.train_lr_dirs) == len(self.train_dirs),
              "give one LR folder per HR training folder")
+        need(isinstance(self.degradation, str) and self.degradation in DEGRADATIONS,
+             f"degradation must be one of {DEGRADATIONS}, got {self.degradation!r}"
+             + ("; put its options in a [realesrgan] table" if isinstance(self.degradation, dict) else ""))
+        need(self.degradation == "realesrgan" or self.realesrgan == DegradationConfig(),
+             f'the [realesrgan] options apply only with degradation = "realesrgan", got {self.degradation!r}')
+        need(self.degradation == "bicubic" or not self.train_lr_dirs,
+             f"train_lr_dirs gives the LR images, so degradation {self.degradation!r} would not be used")
+        need(self.val_dir is not None or self.val_lr_dir is None, "val_lr_dir needs val_dir (the HR images)")
         need(self.phase == "srgan" or self.content_loss in ("mse", "l1"),
              f"phase srresnet trains on pixel loss (mse or l1), got content_loss {self.content_loss!r}")
 
@@ -105,6 +122,11 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training options: {', '.join(sorted(unknown))}")
         data = dict(data)
+        if "realesrgan" in data and not isinstance(data["realesrgan"], DegradationConfig):
+            try:
+                data["realesrgan"] = DegradationConfig.from_dict(data["realesrgan"])
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"[realesrgan] {exc}") from None
         for key in ("train_dirs", "train_lr_dirs"):
             if key in data:
                 dirs = data[key]

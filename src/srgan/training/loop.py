@@ -36,6 +36,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..data.dataset import RandomCrops, StepBatches, load_pairs
+from ..data.realistic import training_pair
 from ..device import autocast, resolve_precision, select_device
 from ..inference.engine import upscale_array
 from ..losses import (
@@ -127,7 +128,9 @@ def _recipe(cfg: TrainConfig, step: int) -> dict:
         "lowfreq_weight": cfg.lowfreq_weight, "pattern_weight": cfg.pattern_weight,
         **({"discriminator": cfg.discriminator, "d_channels": cfg.d_channels, "gan_loss": cfg.gan_loss,
             "pixel_weight": cfg.pixel_weight, "ldl_weight": cfg.ldl_weight} if cfg.phase == "srgan" else {}),
-        "data": [Path(d).name for d in cfg.train_dirs], "degradation": "bicubic x1/scale (Pillow, antialiased)",
+        "data": [Path(d).name for d in cfg.train_dirs],
+        "degradation": ("bicubic x1/scale (Pillow, antialiased)" if cfg.degradation == "bicubic"
+                        else cfg.realesrgan.summary()),
         "init": Path(cfg.init).name if cfg.init else None, "precision": cfg.precision,
     }
 
@@ -150,7 +153,8 @@ def train(cfg: TrainConfig) -> Path:
     pairs = load_pairs(list(cfg.train_dirs), cfg.scale, cfg.patch_size, list(cfg.train_lr_dirs) or None)
     val_images = []
     if main and cfg.val_dir:
-        val_images = [(Path(p.name).stem, p.lr, p.hr) for p in load_pairs([cfg.val_dir], cfg.scale, cfg.scale * 4)]
+        val_lr = [cfg.val_lr_dir] if cfg.val_lr_dir else None
+        val_images = [(Path(p.name).stem, p.lr, p.hr) for p in load_pairs([cfg.val_dir], cfg.scale, cfg.scale * 4, val_lr)]
     if cfg.epochs:
         cfg = dataclasses.replace(cfg, iterations=math.ceil(cfg.epochs * len(pairs) / cfg.batch_size))
     log.info("training on %d images (%d MB decoded), %d iterations, %s %s, %d process(es)", len(pairs),
@@ -262,6 +266,9 @@ def train(cfg: TrainConfig) -> Path:
         while step < cfg.iterations:
             t0 = time.perf_counter()
             lr_img, hr_img = next(batches)
+            if cfg.degradation == "realesrgan":  # LR (and sharpened HR) made on the fly from the HR crops
+                lr_img, hr_img = training_pair(hr_img.to(device), step, cfg.realesrgan, cfg.scale, cfg.seed,
+                                               offset=rank * (cfg.batch_size // world))
             lr_img = lr_img.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             hr_img = hr_img.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             t1 = time.perf_counter()
