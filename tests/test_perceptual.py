@@ -313,3 +313,22 @@ def test_folder_mode_names_bad_and_missing_files(capsys, hr_dir, metric_weights,
     assert usage.returncode == 2 and "--hr-dir needs --sr-dir" in usage.stderr
     usage = srgan(capsys, "eval", "--sr-dir", str(sr), "-m", "bicubic")
     assert usage.returncode == 2 and "leave out -m" in usage.stderr
+
+
+def test_eval_with_given_lr_folders(capsys, hr_dir, tmp_path):
+    """--lr-dir feeds given LR (e.g. a degraded validation set) instead of bicubic downscaling."""
+    from srgan.data.degradation import bicubic_downscale, modcrop
+
+    lr_dir = tmp_path / "Set2_x4_given"
+    lr_dir.mkdir()
+    for path in hr_dir.iterdir():
+        Image.fromarray(bicubic_downscale(modcrop(np.asarray(Image.open(path)), 4), 4)).save(lr_dir / path.name)
+    plain = json.loads(srgan(capsys, "eval", "-m", "bicubic", "-d", str(hr_dir), "--json", "-q").stdout)["results"][0]
+    given = srgan(capsys, "eval", "-m", "bicubic", "-d", str(hr_dir), "--lr-dir", str(lr_dir), "--json", "-q")
+    row = json.loads(given.stdout)["results"][0]
+    assert row["dataset"] == "Set2_x4_given" and row["psnr_y"] == plain["psnr_y"]
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(lr_dir / "coffee.png")
+    bad = srgan(capsys, "eval", "-m", "bicubic", "-d", str(hr_dir), "--lr-dir", str(lr_dir), "--json", "-q")
+    assert bad.returncode == 1 and "coffee.png is 10x10" in bad.stderr
+    usage = srgan(capsys, "eval", "-m", "bicubic", "-d", str(hr_dir), "--lr-dir", str(lr_dir), str(lr_dir))
+    assert usage.returncode == 2 and "one folder per -d" in usage.stderr

@@ -32,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"bicubic, a bundled model ({', '.join(PRETRAINED)}) or a weights file; several allowed")
     p.add_argument("-d", "--data", nargs="+", metavar="DIR",
                    help="folders of HR images, one dataset each (named by the folder, e.g. Set5)")
+    p.add_argument("--lr-dir", nargs="+", metavar="DIR",
+                   help="with -d: LR inputs to use instead of bicubic downscaling, one folder per -d folder, "
+                        "matched by stem (e.g. data/realval/Set5_x4_realesrgan); datasets are named by these folders")
     p.add_argument("--sr-dir", type=Path, metavar="DIR",
                    help="instead of -m/-d: score the images in DIR, made by any tool (NIQE alone without --hr-dir)")
     p.add_argument("--hr-dir", type=Path, metavar="DIR",
@@ -98,6 +101,8 @@ def check_mode(args: argparse.Namespace) -> None:
 
     if args.metric_weights is not None and not args.metric_weights.is_dir():
         raise EvalInputError(f"--metric-weights {args.metric_weights}: no such folder")
+    if args.lr_dir and (not args.data or len(args.lr_dir) != len(args.data)):
+        raise EvalInputError("--lr-dir needs one folder per -d/--data folder")
     if args.sr_dir is not None:
         if args.models or args.data:
             raise EvalInputError("--sr-dir scores finished outputs: leave out -m/--model and -d/--data")
@@ -160,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
         if args.figure:
             require_matplotlib()
         listings = {dataset_name(d): [name for name, _ in list_dataset(d)] for d in args.data}
+        for d in args.lr_dir or ():
+            list_dataset(d)
         if len(listings) != len(args.data):
             raise EvalInputError("two --data folders have the same name; datasets are named by their folder")
         for spec in args.models:
@@ -193,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
     report = run_benchmark(
         args.data, upscalers, args.scale, rgb=args.rgb, perceptual=perceptual,
         figure_images=select if args.figure else None, save_dir=args.save_images, progress=not args.quiet,
+        lr_folders=args.lr_dir,
     )
     status = _finish(args, report)
     if args.figure:

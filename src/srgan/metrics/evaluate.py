@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.dataset import decode_rgb, find_images
+from ..data.dataset import decode_rgb, find_images, index_by_stem
 from ..data.degradation import bicubic_downscale, bicubic_resize, modcrop
 from .protocol import SSIM_WINDOW, grid_level, psnr_rgb, psnr_y, rgb_to_y, shave, ssim_y, texture_ratio
 
@@ -339,12 +339,18 @@ def list_dataset(folder: str | Path) -> list[tuple[str, Path]]:
     return [(image_name(p, folder), p) for p in find_images([folder])]
 
 
-def load_image(dataset: str, name: str, path: Path, scale: int) -> EvalImage:
-    """Decode, modcrop, degrade. Raises ValueError for an image too small for the protocol."""
+def load_image(dataset: str, name: str, path: Path, scale: int, lr_path: Path | None = None) -> EvalImage:
+    """Decode, modcrop, degrade (or read the given LR). ValueError for an image too small for the
+    protocol or an LR image that is not HR/scale."""
     hr = np.ascontiguousarray(modcrop(decode_rgb(path), scale))
     if min(hr.shape[:2]) < min_image_size(scale):
         raise ValueError(f"{hr.shape[1]}x{hr.shape[0]} is smaller than {min_image_size(scale)} px")
-    return EvalImage(dataset, name, hr, bicubic_downscale(hr, scale))
+    if lr_path is None:
+        return EvalImage(dataset, name, hr, bicubic_downscale(hr, scale))
+    lr = np.ascontiguousarray(decode_rgb(lr_path))
+    if (lr.shape[0] * scale, lr.shape[1] * scale) != hr.shape[:2]:
+        raise ValueError(f"LR {lr_path} is {lr.shape[1]}x{lr.shape[0]}, not the HR's {hr.shape[1]}x{hr.shape[0]} / {scale}")
+    return EvalImage(dataset, name, hr, lr)
 
 
 # ----------------------------------------------------------------------------- drivers
@@ -410,8 +416,12 @@ def run_benchmark(
     figure_images: Callable[[str, str, int], bool] | None = None,
     save_dir: str | Path | None = None,
     progress: bool = True,
+    lr_folders: Sequence[str | Path] | None = None,
 ) -> Report:
     """Evaluate every upscaler on every image of `folders`.
+
+    `lr_folders` (one per folder) gives the LR inputs instead of bicubic downscaling, matched by
+    stem (e.g. a real-world degraded set); the dataset is then named by the LR folder.
 
     `figure_images(dataset, image, index)` selects the images whose outputs are kept for a
     figure (bicubic is added to those if it is not among the upscalers). `save_dir` receives
@@ -421,16 +431,23 @@ def run_benchmark(
     from tqdm import tqdm
 
     report = Report(scale)
-    listings = [(dataset_name(f), list_dataset(f)) for f in folders]
+    if lr_folders is not None and len(lr_folders) != len(folders):
+        raise EvalInputError(f"give one LR folder per HR folder ({len(lr_folders)} for {len(folders)})")
+    for f in lr_folders or ():
+        list_dataset(f)  # EvalInputError for a missing folder, before any work
+    lr_indexes = [index_by_stem([f], scale) for f in lr_folders] if lr_folders else [None] * len(folders)
+    listings = [(dataset_name(lr_folders[i] if lr_folders else f), list_dataset(f)) for i, f in enumerate(folders)]
     has_bicubic = any(up.name == BICUBIC for up in upscalers)
-    for dataset, files in listings:
+    for (dataset, files), lr_index in zip(listings, lr_indexes):
         if not files:
             report.failures.append(f"{dataset}: no images found")
             continue
         bar = tqdm(files, desc=dataset, unit="img", file=sys.stderr, disable=None if progress else True)
         for index, (name, path) in enumerate(bar):
             try:
-                image = load_image(dataset, name, path, scale)
+                if lr_index is not None and path.stem not in lr_index:
+                    raise ValueError(f"no LR image {path.stem}.* in {dataset}")
+                image = load_image(dataset, name, path, scale, lr_index[path.stem] if lr_index is not None else None)
             except Exception as exc:  # a bad file must never stop a run
                 log.debug("skipping %s: %s", path, exc)  # reported through Report.failures
                 report.failures.append(f"{path}: {exc}")
