@@ -39,6 +39,11 @@ HEAD_TIMEOUT_S = 10.0  # a request line and headers must arrive within this, fro
 # Seconds uvicorn waits beyond the shutdown deadline for the 503s to be written before it cancels.
 FLUSH_S = 2
 FORCED_EXIT = 1
+# Entries in oneDNN's primitive cache and PyTorch's ideep cache (both 1024 by default). Each image
+# shape adds a few MiB-sized entries to both, so a service seeing every size of photo grew by
+# ~0.15 MiB per new shape (hundreds of MiB before the caches fill); with 32 its memory stays flat
+# (docs/robustness.md). Set the variables yourself to choose another size.
+KERNEL_CACHE_ENTRIES = "32"
 
 
 def raw_json_error(status: int, reason: str, code: str, message: str) -> bytes:
@@ -145,6 +150,9 @@ class GracefulServer(uvicorn.Server):
 def serve(app: FastAPI, host: str, port: int, shutdown_timeout_s: float = 10.0,
           head_timeout_s: float = HEAD_TIMEOUT_S) -> int:
     """Serve `app` until a signal; 0 after a graceful stop, 1 if the server could not start."""
+    # Read when the first convolution runs, so setting them here (before any request) is in time.
+    for variable in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
+        os.environ.setdefault(variable, KERNEL_CACHE_ENTRIES)
     protocol = type("Http", (GuardedH11Protocol,), {"head_timeout_s": head_timeout_s})
     config = uvicorn.Config(app, host=host, port=port, log_level="info", http=protocol,
                             timeout_graceful_shutdown=math.ceil(shutdown_timeout_s) + FLUSH_S,
