@@ -157,12 +157,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str, workers: int, queue: int, log_path: Path, spool_parent: Path) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, workers: int, queue_size: int, log_path: Path,
+                 spool_parent: Path) -> tuple[subprocess.Popen, str]:
     import httpx
 
     port = free_port()
     cmd = [sys.executable, "-m", "srgan", "serve", "--host", "127.0.0.1", "--port", str(port), "-m", model,
-           "--workers", str(workers), "--queue", str(queue), "--device", "cpu", "--fp32",
+           "--workers", str(workers), "--queue", str(queue_size), "--device", "cpu", "--fp32",
            "--max-upload-mb", str(UPLOAD_LIMIT_MB), "--max-pixels", str(MAX_PIXELS)]
     env = {**os.environ, "TMPDIR": str(spool_parent), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, env=env)

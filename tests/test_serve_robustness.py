@@ -13,7 +13,6 @@ import os
 import socket
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,6 +171,18 @@ def test_client_gone_while_queued_drops_the_job(tiny_app, monkeypatch):
         holder.join(10)
     time.sleep(0.2)
     assert ran == [] and pool.completed == 1  # only the holder's job ever ran
+
+
+def test_cli_limit_and_shutdown_flags(capsys):
+    from srgan.cli.main import build_parser, main
+
+    args = build_parser().parse_args(["serve", "--upload-timeout", "30", "--min-upload-rate", "16",
+                                      "--header-timeout", "5", "--shutdown-timeout", "20"])
+    assert (args.upload_timeout, args.min_upload_rate, args.header_timeout, args.shutdown_timeout) == (30, 16, 5, 20)
+    for flag, value in (("--upload-timeout", "0"), ("--header-timeout", "-1"), ("--shutdown-timeout", "inf"),
+                        ("--min-upload-rate", "-2")):
+        assert main(["serve", flag, value]) == 2
+        assert f"{flag} must be" in capsys.readouterr().err
 
 
 # --- a real server process ------------------------------------------------------------------

@@ -194,7 +194,8 @@ def create_app(settings: ServeSettings | None = None, **overrides: Any) -> FastA
     @app.get("/healthz", response_model=Health, summary="Liveness, queue state and limits")
     async def healthz() -> dict[str, Any]:
         return {
-            "status": "shutting_down" if pool.shutting_down else "ok", "version": __version__, "device": str(device), "models_loaded": registry.loaded,
+            "status": "shutting_down" if pool.shutting_down else "ok", "version": __version__, "device": str(device),
+            "models_loaded": registry.loaded,
             "queue": {"workers": pool.workers, "running": pool.running, "waiting": pool.waiting,
                       "capacity": pool.capacity, "completed": pool.completed, "dropped": pool.dropped},
             "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels,

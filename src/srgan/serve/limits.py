@@ -174,7 +174,8 @@ class HeadLimitMiddleware:
             size = len(scope.get("raw_path") or b"") + len(scope.get("query_string", b"")) + sum(
                 len(key) + len(value) + 4 for key, value in scope.get("headers", ()))  # 4: ": " and CRLF
             if size > self.max_bytes:
-                message = f"request head (request line and headers): {size:,} bytes is over the limit of {self.max_bytes:,}"
+                message = (f"request head (request line and headers): {size:,} bytes is over the limit of "
+                           f"{self.max_bytes:,}")
                 await error_response(431, "request_header_fields_too_large", message, CLOSE)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

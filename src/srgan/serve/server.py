@@ -39,9 +39,9 @@ HEAD_TIMEOUT_S = 10.0  # a request line and headers must arrive within this, fro
 # Seconds uvicorn waits beyond the shutdown deadline for the 503s to be written before it cancels.
 FLUSH_S = 2
 FORCED_EXIT = 1
-# Entries in oneDNN's primitive cache and PyTorch's ideep cache (both 1024 by default). Each image
-# shape adds a few MiB-sized entries to both, so a service seeing every size of photo grew by
-# ~0.15 MiB per new shape (hundreds of MiB before the caches fill); with 32 its memory stays flat
+# Entries in oneDNN's primitive cache and PyTorch's ideep cache (both 1024 by default). Every new
+# image shape adds entries to both: with the defaults, a service seeing photos of all sizes grew
+# ~0.15 MiB per new shape, still rising after 2,000 requests; with 32 its memory stays flat
 # (docs/robustness.md). Set the variables yourself to choose another size.
 KERNEL_CACHE_ENTRIES = "32"
 
@@ -153,8 +153,11 @@ def serve(app: FastAPI, host: str, port: int, shutdown_timeout_s: float = 10.0,
     # Read when the first convolution runs, so setting them here (before any request) is in time.
     for variable in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):
         os.environ.setdefault(variable, KERNEL_CACHE_ENTRIES)
-    protocol = type("Http", (GuardedH11Protocol,), {"head_timeout_s": head_timeout_s})
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", http=protocol,
+    class Protocol(GuardedH11Protocol):  # uvicorn builds one per connection from the class alone
+        pass
+
+    Protocol.head_timeout_s = head_timeout_s
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", http=Protocol,
                             timeout_graceful_shutdown=math.ceil(shutdown_timeout_s) + FLUSH_S,
                             h11_max_incomplete_event_size=MAX_HEAD_BYTES)
     server = GracefulServer(config, app, shutdown_timeout_s)
