@@ -223,7 +223,13 @@ def read_answer(s: socket.socket, limit_s: float = 10.0) -> tuple[int, dict[str,
     """Read one HTTP answer until the server closes (every cut answer closes)."""
     s.settimeout(limit_s)
     data = b""
-    while chunk := s.recv(65536):
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:  # a byte we sent after the server closed: the answer is already here
+            break
+        if not chunk:
+            break
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
@@ -302,6 +308,45 @@ def test_disconnects_mid_upload_and_mid_response_leave_nothing(server):
     assert os.listdir(spool) == []
     health = httpx.get(f"{base}/healthz", timeout=5).json()
     assert health["queue"]["running"] == 0 and health["queue"]["waiting"] == 0
+
+
+def test_client_gone_while_queued_on_a_real_server_drops_the_job(server):
+    base, proc, spool = server
+    before = httpx.get(f"{base}/healthz", timeout=5).json()["queue"]
+    results = {}
+    big = png_bytes(np.random.default_rng(2).integers(0, 256, (384, 384, 3), dtype=np.uint8))
+
+    def hold_the_worker():
+        r = httpx.post(f"{base}/v1/upscale", files={"file": ("big.png", big, "image/png")}, timeout=60)
+        results["holder"] = r.status_code
+
+    holder = threading.Thread(target=hold_the_worker)
+    holder.start()
+
+    def queue_now() -> dict:
+        return httpx.get(f"{base}/healthz", timeout=5).json()["queue"]
+
+    deadline = time.monotonic() + 10
+    while queue_now()["running"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    body = multipart(png_bytes(np.zeros((8, 8, 3), np.uint8)), "queued.png")
+    with connect(base) as s:
+        s.sendall(b"POST /v1/upscale HTTP/1.1\r\nHost: test\r\nContent-Type: " + CTYPE
+                  + f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        while queue_now()["waiting"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        state = queue_now()
+    # the socket is closed: the queued job is dropped at once, while the holder still runs
+    while queue_now()["dropped"] == before["dropped"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    dropped = queue_now()
+    holder.join(60)
+    after = queue_now()
+    assert state["running"] == 1 and state["waiting"] == 1
+    assert dropped["dropped"] == before["dropped"] + 1 and dropped["waiting"] == 0
+    assert results["holder"] == 200
+    assert after["completed"] == before["completed"] + 1  # only the holder's job ran
+    assert os.listdir(spool) == []
 
 
 @pytest.mark.parametrize("raw, status, code", [
