@@ -314,7 +314,7 @@ def test_client_gone_while_queued_on_a_real_server_drops_the_job(server):
     base, proc, spool = server
     before = httpx.get(f"{base}/healthz", timeout=5).json()["queue"]
     results = {}
-    big = png_bytes(np.random.default_rng(2).integers(0, 256, (384, 384, 3), dtype=np.uint8))
+    big = png_bytes(np.random.default_rng(2).integers(0, 256, (512, 512, 3), dtype=np.uint8))  # a job of seconds
 
     def hold_the_worker():
         r = httpx.post(f"{base}/v1/upscale", files={"file": ("big.png", big, "image/png")}, timeout=60)
