@@ -178,7 +178,8 @@ def create_app(settings: ServeSettings | None = None, **overrides: Any) -> FastA
     app.state.registry = registry
     app.state.pool = pool
     install_error_handlers(app)
-    # Added last = outermost: a full pool refuses an upload before its body is read at all.
+    # Added last = outermost: an oversized head is refused first, then a full (or stopping) pool
+    # refuses an upload before its body is read at all, then the body is held to its limits.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, file_limit=settings.max_upload_bytes,
                        timeout_s=settings.upload_timeout_s, min_rate=settings.min_upload_rate,
                        grace_s=settings.upload_grace_s, stop_deadline=lambda: pool.shutdown_deadline)
