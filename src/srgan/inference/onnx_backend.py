@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import warnings
 from dataclasses import dataclass
 from importlib import resources
@@ -27,7 +26,8 @@ import torch
 from torch import nn
 
 from ..models.descriptor import SRModel, require_extra
-from ..models.io import WeightsError, atomic_write
+from ..metrics.protocol import psnr
+from ..models.io import WeightsError, atomic_write, first_line
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,7 @@ def _session(path: Path):
     try:
         return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise WeightsError(f"{path}: not a usable ONNX model ({reason})") from None
+        raise WeightsError(f"{path}: not a usable ONNX model ({first_line(exc)})") from None
 
 
 def _runner(session):
@@ -99,8 +98,7 @@ def onnx_model(path: str | Path, name: str = "") -> SRModel:
         try:
             probe = run(torch.rand(1, cin, 16, 16))
         except Exception as exc:
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise WeightsError(f"{path}: cannot run this ONNX model on a 16x16 image ({reason})") from None
+            raise WeightsError(f"{path}: cannot run this ONNX model on a 16x16 image ({first_line(exc)})") from None
         scale, cout, overlap, multiple, minimum = probe.shape[-1] // 16, probe.shape[1], None, 1, 0
         elems, arch = _DEFAULT_ACTIVATION_ELEMS, "ONNX"
     return SRModel(
@@ -122,11 +120,6 @@ def _check_image(model: SRModel) -> torch.Tensor:
     arr = np.asarray(im)[:side, :side]
     x = torch.from_numpy(arr.astype(np.float32) / 255)
     return (x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]).contiguous()
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a.float() - b.float()) ** 2).mean())
-    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
 def export_onnx(model: SRModel, out: str | Path, fp16: bool = False, opset: int = MIN_OPSET) -> ExportReport:
@@ -157,8 +150,7 @@ def export_onnx(model: SRModel, out: str | Path, fp16: bool = False, opset: int 
                               opset_version=opset, dynamic_axes={"input": dims, "output": dims}, dynamo=False)
         proto = onnx.load(str(tmp_out))
     except Exception as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise WeightsError(f"{model.source or model.name}: ONNX export failed ({reason})") from None
+        raise WeightsError(f"{model.source or model.name}: ONNX export failed ({first_line(exc)})") from None
     finally:
         tmp_out.unlink(missing_ok=True)
     fields = {"scale": model.scale, "in_channels": model.in_channels, "out_channels": model.out_channels,
@@ -171,13 +163,13 @@ def export_onnx(model: SRModel, out: str | Path, fp16: bool = False, opset: int 
     atomic_write(out, lambda tmp: onnx.save(proto, tmp))
     try:
         got = onnx_model(out)(x.cpu())
-        psnr = _psnr(got, reference)
+        db = psnr(got.numpy(), reference.numpy(), data_range=1.0)
     except Exception:
         out.unlink(missing_ok=True)
         raise
-    if psnr < CHECK_PSNR_DB:
+    if db < CHECK_PSNR_DB:
         out.unlink(missing_ok=True)
         raise WeightsError(f"{out}: the {'fp16' if fp16 else 'fp32'} ONNX graph does not match PyTorch "
-                           f"({psnr:.1f} dB < {CHECK_PSNR_DB:.0f} dB on the check image); not kept")
-    return ExportReport(out, "fp16" if fp16 else "fp32", psnr)
+                           f"({db:.1f} dB < {CHECK_PSNR_DB:.0f} dB on the check image); not kept")
+    return ExportReport(out, "fp16" if fp16 else "fp32", db)
 

@@ -16,7 +16,7 @@ from types import ModuleType
 import torch
 from torch import nn
 
-from .io import WeightsError
+from .io import WeightsError, first_line
 
 # A forward pass: (N, in_channels, h, w) float in [0, 1] -> (N, out_channels, scale*h, scale*w).
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -83,5 +83,4 @@ def require_extra(module: str, extra: str, what: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except (ImportError, RuntimeError, OSError) as exc:  # RuntimeError: e.g. a torchvision built for another torch
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise WeightsError(f"{what} needs {module}: pip install 'srgan[{extra}]' ({reason})") from None
+        raise WeightsError(f"{what} needs {module}: pip install 'srgan[{extra}]' ({first_line(exc)})") from None

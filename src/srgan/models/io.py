@@ -36,6 +36,11 @@ class WeightsError(ValueError):
     """A weights file that cannot be used; the message names the file and the reason."""
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's first message line (or its type name), for one-line errors."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def save_generator(model: Generator, path: str | os.PathLike, recipe: Mapping[str, Any] | None = None) -> Path:
     """Write `model` to a safetensors file atomically (temp file + rename)."""
     path = Path(path)
@@ -139,8 +144,7 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         try:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as exc:  # UnpicklingError for payloads, RuntimeError for corrupt zips
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise WeightsError(f"{path}: refused to load (only plain tensors are allowed): {first}") from exc
+            raise WeightsError(f"{path}: refused to load (only plain tensors are allowed): {first_line(exc)}") from exc
         if not isinstance(obj, Mapping):
             raise WeightsError(f"{path}: expected a state dict, found {type(obj).__name__}")
         return canonicalize_state_dict(obj), {}

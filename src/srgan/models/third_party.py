@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .descriptor import SRModel, require_extra
-from .io import WeightsError
+from .io import WeightsError, first_line
 
 # Single-image models: SR, and 1x restoration (denoise, de-JPEG) which is image -> image too.
 PURPOSES = ("SR", "Restoration")
@@ -77,8 +77,7 @@ def spandrel_model(state: Mapping[str, torch.Tensor], path: Path, device: torch.
         raise WeightsError(f"{path}: no architecture spandrel {spandrel.__version__} knows matches these "
                            "tensors (not an SR model, or an unsupported one)") from None
     except Exception as exc:  # a known architecture whose tensors do not fit it
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise WeightsError(f"{path}: spandrel could not build the model ({reason})") from None
+        raise WeightsError(f"{path}: spandrel could not build the model ({first_line(exc)})") from None
     arch = desc.architecture.name
     if not isinstance(desc, spandrel.ImageModelDescriptor) or desc.purpose not in PURPOSES:
         raise WeightsError(f"{path}: {arch} is a {desc.purpose} model, not single-image super-resolution; refused")
