@@ -96,3 +96,15 @@ def test_onnx_without_the_onnx_extra_says_which_extra(tmp_path, photo, capsys):
     assert "\n" not in err and "pip install 'srgan[onnx]'" in err
     assert main(["export", "-m", "srresnet_x4", "-o", str(tmp_path / "e.onnx")]) == 1
     assert "pip install 'srgan[onnx]'" in capsys.readouterr().err
+
+
+def test_serve_and_eval_accept_catalogue_names(cache, capsys, tmp_path):
+    pytest.importorskip("fastapi")
+    from srgan.serve import parse_model_specs
+
+    assert parse_model_specs(["realesr_general_x4v3", "srgan_x4"]) == {
+        "realesr_general_x4v3": "realesr_general_x4v3", "srgan_x4": "srgan_x4"}
+    (tmp_path / "Tiny").mkdir()
+    assert main(["eval", "--model", "realesr_general_x4v3", "--data", str(tmp_path / "Tiny"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "srgan models download realesr_general_x4v3" in err and CATALOGUE["realesr_general_x4v3"].url in err
