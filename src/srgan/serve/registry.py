@@ -72,5 +72,7 @@ class ModelRegistry:
             description = CATALOGUE[source].description
         else:
             description = f"weights file {Path(source).name}"
+        if name in self._models:
+            description += f" ({self._models[name].arch})"
         return {"name": name, "scale": self._scales[name], "description": description,
                 "loaded": name in self._models}
