@@ -29,7 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                            "Exit codes: 0 done, 1 some inputs failed, 2 usage error.",
     )
     p.add_argument("-m", "--model", dest="models", nargs="+", metavar="NAME|PATH",
-                   help=f"bicubic, a bundled model ({', '.join(PRETRAINED)}) or a weights file; several allowed")
+                   help=f"bicubic, a bundled model ({', '.join(PRETRAINED)}), a downloaded catalogue name "
+                        "(srgan models) or a weights file (SRResNet; any spandrel SR model with srgan[interop]; "
+                        ".onnx with srgan[onnx]); several allowed")
     p.add_argument("-d", "--data", nargs="+", metavar="DIR",
                    help="folders of HR images, one dataset each (named by the folder, e.g. Set5)")
     p.add_argument("--lr-dir", nargs="+", metavar="DIR",

@@ -187,17 +187,20 @@ def bicubic_upscaler(scale: int) -> Upscaler:
 def model_label(spec: str) -> str:
     """Display name of a --model value: the name itself, or a weights file's stem."""
     from ..models import PRETRAINED
+    from ..models.catalogue import CATALOGUE
 
-    return spec if spec == BICUBIC or spec in PRETRAINED else Path(spec).stem
+    return spec if spec == BICUBIC or spec in PRETRAINED or spec in CATALOGUE else Path(spec).stem
 
 
 def check_model_spec(spec: str) -> None:
     """Classify a --model value before loading anything.
 
-    Raises WeightsNotFoundError for a known pretrained name whose file is not installed yet,
-    EvalInputError for a value that is neither bicubic, a known name, nor an existing file.
+    Raises WeightsNotFoundError for a known pretrained or catalogue name whose file is not
+    installed or downloaded yet, EvalInputError for a value that is neither bicubic, a known
+    name, nor an existing file.
     """
-    from ..models import PRETRAINED
+    from ..models import PRETRAINED, WeightsError
+    from ..models.catalogue import CATALOGUE, cached_path
 
     if spec == BICUBIC:
         return
@@ -205,13 +208,18 @@ def check_model_spec(spec: str) -> None:
         path = PRETRAINED[spec].path
         if not path.is_file():
             raise WeightsNotFoundError(f"model {spec}: weights not found at {path} (not trained or installed yet)")
+    elif spec in CATALOGUE and not Path(spec).is_file():
+        try:
+            cached_path(spec)
+        except WeightsError as exc:
+            raise WeightsNotFoundError(str(exc)) from None
     elif not Path(spec).is_file():
         known = ", ".join([BICUBIC, *PRETRAINED])
         raise EvalInputError(f"unknown model {spec!r}: not one of {known}, nor an existing weights file")
 
 
 def model_upscaler(model, name: str, precision: str = "fp32") -> Upscaler:
-    """Wrap a Generator (on its device) as an Upscaler: whole image in one pass, no tiles.
+    """Wrap an SRModel or Generator (on its device) as an Upscaler: whole image in one pass, no tiles.
 
     Inference is `srgan.inference.upscale_array`, the same code path as `srgan upscale`.
     """
@@ -221,7 +229,8 @@ def model_upscaler(model, name: str, precision: str = "fp32") -> Upscaler:
 
 
 def load_upscaler(spec: str, scale: int, device: str = "auto", precision: str = "fp32") -> Upscaler:
-    """'bicubic', a pretrained name (srresnet_x4, srgan_x4) or a weights path -> Upscaler.
+    """'bicubic', a bundled or downloaded catalogue name, or a weights file (any model
+    `srgan.load_model` reads: SRResNet, spandrel-detected, .onnx) -> Upscaler.
 
     Raises EvalInputError (unknown name, wrong scale, bad device/precision),
     WeightsNotFoundError (known name, file missing), srgan.models.WeightsError (unreadable file).

@@ -12,7 +12,9 @@ from typing import Any
 import torch
 
 from ..inference.api import load_model, resolve_weights
-from ..models import PRETRAINED, Generator, read_metadata
+from ..models import PRETRAINED, read_metadata
+from ..models.catalogue import CATALOGUE
+from ..models.descriptor import SRModel
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +29,12 @@ def _declared_scale(source: str) -> int | None:
 
 
 class ModelRegistry:
-    """Public name -> lazily loaded Generator on one device; thread-safe."""
+    """Public name -> lazily loaded SRModel (any source load_model reads) on one device; thread-safe."""
 
     def __init__(self, sources: Mapping[str, str], device: torch.device) -> None:
         self.device = device
         self._sources = dict(sources)
-        self._models: dict[str, Generator] = {}
+        self._models: dict[str, SRModel] = {}
         self._locks = {name: threading.Lock() for name in self._sources}
         self._scales = {name: _declared_scale(src) for name, src in self._sources.items()}
 
@@ -47,7 +49,7 @@ class ModelRegistry:
     def loaded(self) -> list[str]:
         return [name for name in self._sources if name in self._models]
 
-    def get(self, name: str) -> Generator:
+    def get(self, name: str) -> SRModel:
         """The model called `name`, loading it on first use (raises KeyError, WeightsError)."""
         model = self._models.get(name)
         if model is not None:
@@ -66,7 +68,11 @@ class ModelRegistry:
         source = self._sources[name]
         if source in PRETRAINED:
             description = PRETRAINED[source].description
+        elif source in CATALOGUE:
+            description = CATALOGUE[source].description
         else:
             description = f"weights file {Path(source).name}"
+        if name in self._models:
+            description += f" ({self._models[name].arch})"
         return {"name": name, "scale": self._scales[name], "description": description,
                 "loaded": name in self._models}

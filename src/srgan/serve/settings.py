@@ -35,15 +35,17 @@ def describe_bytes(n: int) -> str:
 
 
 def parse_model_specs(specs: Sequence[str | os.PathLike]) -> dict[str, str]:
-    """Bundled model names and weights-file paths -> {public name: name or path}.
+    """Bundled or catalogue model names and weights-file paths -> {public name: name or path}.
 
-    A bundled name keeps its name; a file is listed under its stem (made unique with a suffix).
-    Raises ValueError naming the spec when it is neither a bundled model nor an existing file.
+    A bundled or catalogue name keeps its name; a file is listed under its stem (made unique with a
+    suffix). Raises ValueError naming the spec when it is neither a known model nor an existing file.
     """
+    from ..models.catalogue import CATALOGUE
+
     models: dict[str, str] = {}
     for spec in specs:
         text = str(spec)
-        if text in PRETRAINED:
+        if text in PRETRAINED or text in CATALOGUE:
             models[text] = text
             continue
         path = Path(text)
