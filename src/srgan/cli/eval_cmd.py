@@ -37,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-dir", nargs="+", metavar="DIR",
                    help="with -d: LR inputs to use instead of bicubic downscaling, one folder per -d folder, "
                         "matched by stem (e.g. data/realval/Set5_x4_realesrgan); datasets are named by these folders")
+    p.add_argument("--detail", nargs="+", type=float, metavar="A",
+                   help="score bundled GAN models (srgan_x4) at these detail settings, 0 = their PSNR base ... 1 = "
+                        "themselves, one row each (srgan_x4@0.5): the perception-distortion curve")
     p.add_argument("--sr-dir", type=Path, metavar="DIR",
                    help="instead of -m/-d: score the images in DIR, made by any tool (NIQE alone without --hr-dir)")
     p.add_argument("--hr-dir", type=Path, metavar="DIR",
@@ -183,10 +186,19 @@ def run(args: argparse.Namespace) -> int:
         _error(str(exc))
         return 1
 
+    from ..models import PRETRAINED
+
     upscalers = []
-    for spec in args.models:
+    # --detail expands each bundled GAN model into one row per dial setting (the
+    # perception-distortion curve); other models are scored once.
+    jobs = [(spec, a) for spec in args.models
+            for a in (args.detail if args.detail and spec in PRETRAINED and PRETRAINED[spec].detail_base else [None])]
+    if args.detail and all(a is None for _, a in jobs):
+        _error("--detail needs a bundled GAN model among -m (e.g. srgan_x4)")
+        return 2
+    for spec, detail in jobs:
         try:
-            upscalers.append(load_upscaler(spec, args.scale, args.device, args.precision))
+            upscalers.append(load_upscaler(spec, args.scale, args.device, args.precision, detail))
         except EvalInputError as exc:
             _error(str(exc))
             return 2

@@ -33,6 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"bundled model ({', '.join(PRETRAINED)}; default {DEFAULT_MODEL}), a downloaded catalogue "
                         "name (srgan models), or a file: .safetensors/.pth (SRResNet, or any SR model spandrel "
                         "detects with srgan[interop]) or .onnx (with --backend onnxruntime)")
+    p.add_argument("--detail", type=float, metavar="A",
+                   help="with srgan_x4: 0 = srresnet_x4 (faithful, smooth), 1 = srgan_x4 (detailed, the default), "
+                        "in between the two networks interpolated")
     p.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto",
                    help="torch for weights files, onnxruntime (CPU, srgan[onnx]) for .onnx files; auto picks by "
                         "the file (default)")
@@ -134,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
             "srgan export), torch runs weights files")
         return 2
     try:
-        model = load_model(args.model, args.device)
+        model = load_model(args.model, args.device, args.detail)
     except (WeightsError, ValueError) as exc:
         err(str(exc))
         return 2

@@ -13,7 +13,7 @@ from PIL import Image
 
 from ..data.degradation import resize
 from ..device import select_device
-from ..models import DEFAULT_MODEL, PRETRAINED, Generator, WeightsError
+from ..models import DEFAULT_MODEL, PRETRAINED, Generator, WeightsError, blend_generators, load_generator
 from ..models.catalogue import CATALOGUE, cached_path
 from ..models.descriptor import SRModel
 from ..models.io import generator_from_state, is_srresnet, read_weights
@@ -40,14 +40,21 @@ def resolve_weights(name_or_path: str | os.PathLike) -> Path:
                        "name (srgan models) nor an existing file")
 
 
-def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device | None = None) -> SRModel:
+def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device | None = None,
+               detail: float | None = None) -> SRModel:
     """Load any supported model as an `SRModel` on `device` (default: CUDA > MPS > CPU).
+
+    `detail` in [0, 1] blends a bundled GAN model with the PSNR model it was fine-tuned from
+    (network interpolation): 0 = srresnet_x4, 1 = srgan_x4, in between the two weight sets
+    mixed. Only bundled models with a `detail_base` (srgan_x4) have the dial.
 
     Bundled names and srgan/SRResNet files run the SRResNet fast path; other .pth/.safetensors
     files go through spandrel (`pip install 'srgan[interop]'`); .onnx files through onnxruntime
     (`pip install 'srgan[onnx]'`, CPU). The result is called on NCHW batches in [0, 1]:
     (N, in_channels, H, W) -> (N, out_channels, scale*H, scale*W); see SRModel for its fields.
     """
+    if detail is not None:
+        return detail_model(str(name_or_path), detail, select_device(device))
     path = resolve_weights(name_or_path)
     name = str(name_or_path) if str(name_or_path) in PRETRAINED or str(name_or_path) in CATALOGUE else path.stem
     if path.suffix == ".onnx":
@@ -63,9 +70,22 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | to
     return replace(spandrel_model(state, path, dev), name=name)
 
 
+def detail_model(name: str, detail: float, device: torch.device) -> SRModel:
+    """A bundled GAN model blended with its PSNR base at `detail` (0 = base, 1 = the GAN model)."""
+    entry = PRETRAINED.get(name)
+    if entry is None or entry.detail_base is None:
+        dialable = ", ".join(n for n, w in PRETRAINED.items() if w.detail_base) or "none"
+        raise WeightsError(f"--detail works with the bundled GAN models ({dialable}), not {name!r}")
+    if not 0.0 <= detail <= 1.0 or detail != detail:
+        raise WeightsError(f"detail must be in [0, 1], got {detail}")
+    base = load_generator(resolve_weights(entry.detail_base), device)
+    gan = load_generator(resolve_weights(name), device)
+    return srresnet_model(blend_generators(base, gan, detail), f"{name}@{detail:g}", str(entry.path))
+
+
 @functools.lru_cache(maxsize=4)
-def _cached_model(name_or_path: str, device: str | None) -> SRModel:
-    return load_model(name_or_path, device)
+def _cached_model(name_or_path: str, device: str | None, detail: float | None = None) -> SRModel:
+    return load_model(name_or_path, device, detail)
 
 
 def upscale_picture(
@@ -127,12 +147,19 @@ def upscale(
     tile: int = 0,
     precision: str = "auto",
     device: str | None = None,
+    detail: float | None = None,
 ) -> Image.Image:
     """Super-resolve a PIL image, an (H, W[, C]) uint8/uint16/float-[0,1] array or a (C, H, W) tensor.
 
     Returns a PIL image (8-bit; use `upscale_array` for 16-bit output) of `outscale` (default:
     the model's scale) times the input size, in the input's mode family (L, LA, RGB, RGBA).
+    `detail` (0-1) dials a bundled GAN model between its PSNR base and itself (see load_model).
     """
-    net = as_sr_model(model) if isinstance(model, (SRModel, Generator)) else _cached_model(str(model), device)
+    if isinstance(model, (SRModel, Generator)):
+        if detail is not None:
+            raise ValueError("detail needs a bundled model name (e.g. 'srgan_x4'), not a loaded model")
+        net = as_sr_model(model)
+    else:
+        net = _cached_model(str(model), device, detail)
     pic = _as_picture(image)
     return to_pillow(to_8bit(upscale_picture(pic, net, outscale, tile, None, precision)))

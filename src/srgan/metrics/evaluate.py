@@ -228,9 +228,13 @@ def model_upscaler(model, name: str, precision: str = "fp32") -> Upscaler:
     return Upscaler(name, lambda lr: upscale_array(model, lr, tile=0, precision=precision), int(model.scale))
 
 
-def load_upscaler(spec: str, scale: int, device: str = "auto", precision: str = "fp32") -> Upscaler:
+def load_upscaler(spec: str, scale: int, device: str = "auto", precision: str = "fp32",
+                  detail: float | None = None) -> Upscaler:
     """'bicubic', a bundled or downloaded catalogue name, or a weights file (any model
     `srgan.load_model` reads: SRResNet, spandrel-detected, .onnx) -> Upscaler.
+
+    `detail` blends a bundled GAN model with its PSNR base (`srgan.load_model`); the row is
+    then named `srgan_x4@0.5`.
 
     Raises EvalInputError (unknown name, wrong scale, bad device/precision),
     WeightsNotFoundError (known name, file missing), srgan.models.WeightsError (unreadable file).
@@ -240,13 +244,20 @@ def load_upscaler(spec: str, scale: int, device: str = "auto", precision: str = 
         return bicubic_upscaler(scale)
     from ..device import resolve_precision, select_device
     from ..inference import load_model
+    from ..models import WeightsError
 
     try:
         dev = select_device(device)
         resolve_precision(precision, dev)
     except ValueError as exc:
         raise EvalInputError(str(exc)) from None
-    up = model_upscaler(load_model(spec, dev), model_label(spec), precision)
+    try:
+        model = load_model(spec, dev, detail)
+    except WeightsError as exc:
+        if detail is None:
+            raise
+        raise EvalInputError(str(exc)) from None
+    up = model_upscaler(model, model.name if detail is not None else model_label(spec), precision)
     if up.scale != scale:
         raise EvalInputError(f"model {spec} upscales x{up.scale}, but --scale is {scale}")
     return up

@@ -62,6 +62,7 @@ class ModelInfo(BaseModel):
     scale: int | None
     description: str
     loaded: bool
+    detail: bool  # whether the `detail` dial (network interpolation with its PSNR base) applies
 
 
 class ModelList(BaseModel):
@@ -221,6 +222,9 @@ def create_app(settings: ServeSettings | None = None, **overrides: Any) -> FastA
         outscale: Annotated[float | None, Form(gt=0, le=MAX_OUTSCALE, allow_inf_nan=False,
                                                description="final scale factor (default: the model's scale)")] = None,
         format: Annotated[Literal["png", "jpg", "jpeg", "webp"], Form(description="output format")] = "png",
+        detail: Annotated[float | None, Form(ge=0, le=1, allow_inf_nan=False,
+                                             description="0-1, for models whose /v1/models entry has detail: "
+                                                         "0 = their PSNR base, 1 = the model itself")] = None,
     ) -> Response:
         """Upscale the uploaded image and answer with the image bytes."""
         name = _upload_name(file.filename)
@@ -229,6 +233,10 @@ def create_app(settings: ServeSettings | None = None, **overrides: Any) -> FastA
             raise ApiError(422, "invalid_parameter",
                            f"model: unknown model {model_name!r}; choose one of {', '.join(registry.names)}",
                            fields=[{"field": "model", "reason": "unknown model"}])
+        if detail is not None and not registry.has_detail(model_name):
+            raise ApiError(422, "invalid_parameter", f"detail: model {model_name!r} has no detail dial "
+                           f"(models with one: {', '.join(n for n in registry.names if registry.has_detail(n)) or 'none'})",
+                           fields=[{"field": "detail", "reason": "not supported by this model"}])
         try:
             data = await file.read()
         finally:
@@ -240,7 +248,7 @@ def create_app(settings: ServeSettings | None = None, **overrides: Any) -> FastA
 
         def job() -> tuple[bytes, Picture, Picture, int]:
             pic = decode_image(data, name, settings.max_pixels)
-            net = registry.get(model_name)
+            net = registry.get(model_name, detail)
             result = upscale_picture(pic, net, outscale, settings.tile, None, settings.precision)
             return encode_image(result, fmt), pic, result, net.scale
 
