@@ -70,6 +70,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--figure-images", nargs="+", metavar="NAME",
                    help="images to draw, NAME or DATASET/NAME (default: the first image of each dataset)")
     p.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    p.add_argument("--detail-curve", nargs="*", type=float, default=[0.25, 0.5, 0.75], metavar="A",
+                   help="srgan_x4 detail settings between 0 (srresnet_x4) and 1 (srgan_x4) for the "
+                        "perception-distortion curve (default 0.25 0.5 0.75; none to skip)")
     p.add_argument("--metric-weights", type=Path, metavar="DIR",
                    help="folder with the LPIPS/NIQE weights (default: $SRGAN_METRIC_WEIGHTS, torch hub cache, download)")
     p.add_argument("--device", default="auto")
@@ -120,6 +123,52 @@ def published_table(results: list[DatasetResult], models: list[str], datasets: l
     return "\n".join(lines)
 
 
+def detail_points(results: list[DatasetResult], curve: list[DatasetResult], dataset: str) -> list[tuple[float, DatasetResult]]:
+    """(detail, result) along the dial for one dataset: srresnet_x4 at 0, the blends, srgan_x4 at 1."""
+    points = [(0.0, r) for r in results if r.dataset == dataset and r.model == "srresnet_x4"]
+    points += [(float(r.model.split("@")[1]), r) for r in curve if r.dataset == dataset]
+    points += [(1.0, r) for r in results if r.dataset == dataset and r.model == "srgan_x4"]
+    return sorted(points, key=lambda p: p[0])
+
+
+def detail_table(results: list[DatasetResult], curve: list[DatasetResult], datasets: list[str]) -> str:
+    lines = ["| detail | " + " | ".join(f"{ds} PSNR / LPIPS" for ds in datasets) + " |", "|---|" + "---:|" * len(datasets)]
+    per = {ds: dict(detail_points(results, curve, ds)) for ds in datasets}
+    for a in sorted({a for ds in datasets for a in per[ds]}):
+        cells = [f"{per[ds][a].psnr_y:.2f} / {per[ds][a].lpips:.4f}" if a in per[ds] and per[ds][a].lpips is not None
+                 else "–" for ds in datasets]
+        lines.append(f"| {a:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def detail_figure(results: list[DatasetResult], curve: list[DatasetResult], datasets: list[str], path: Path) -> Path:
+    """PSNR (x) against LPIPS (y) along the detail dial, one line per dataset, bicubic marked."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from srgan.models.io import atomic_write
+
+    fig = Figure(figsize=(4.2 * len(datasets), 3.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+    for ax, ds in zip(axes, datasets):
+        points = [(a, r) for a, r in detail_points(results, curve, ds) if r.lpips is not None]
+        ax.plot([r.psnr_y for _, r in points], [r.lpips for _, r in points], "o-", color="tab:blue")
+        for a, r in points:
+            ax.annotate(f"{a:g}", (r.psnr_y, r.lpips), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        for r in results:
+            if r.dataset == ds and r.model == BICUBIC and r.lpips is not None:
+                ax.plot([r.psnr_y], [r.lpips], "s", color="gray")
+                ax.annotate("bicubic", (r.psnr_y, r.lpips), textcoords="offset points", xytext=(4, -10), fontsize=8)
+        ax.set_title(ds, fontsize=10)
+        ax.set_xlabel("Y-PSNR (dB), higher = more faithful")
+        ax.set_ylabel("LPIPS, lower = closer to HR")
+        ax.grid(alpha=0.3)
+    fig.suptitle("srgan_x4 detail dial: 0 = srresnet_x4 ... 1 = srgan_x4 (network interpolation)", fontsize=10)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    return path
+
+
 def protocol_check(results: list[DatasetResult], scale: int) -> list[str]:
     """One line per reference dataset: our bicubic numbers against the values the protocol must give."""
     if scale != 4:
@@ -144,7 +193,7 @@ def write_figures(report: Report, folder: Path, scale: int) -> list[Path]:
 
 
 def render(report: Report, models: list[str], datasets: list[str], figures: list[Path], notes: list[str],
-           args: argparse.Namespace, out_dir: Path) -> str:
+           args: argparse.Namespace, out_dir: Path, curve: list[DatasetResult] = (), curve_figure: Path | None = None) -> str:
     results = report.results
     table = results_table(results, models, datasets)
     counts = {r.dataset: r.images for r in results}
@@ -181,6 +230,13 @@ def render(report: Report, models: list[str], datasets: list[str], figures: list
                   "toolbox scores the whole image (no shave) and makes LR with MATLAB's bicubic; the bicubic rows "
                   "show how close the two protocols are.",
                   "", published_table(results, models, datasets)]
+    if curve:
+        parts += ["", "## The detail dial: perception against distortion", "",
+                  "`srgan upscale --detail A` blends srresnet_x4 (A = 0) and srgan_x4 (A = 1) weight by weight "
+                  "(ESRGAN's network interpolation). PSNR and LPIPS along the dial:", "",
+                  detail_table(results, curve, datasets)]
+        if curve_figure is not None:
+            parts += ["", f"![detail curve]({Path(_relative(curve_figure, out_dir)).as_posix()})"]
     if check:
         parts += ["", "Protocol check (bicubic must reproduce the reference figures of this protocol):", "", *check]
     if notes:
@@ -248,8 +304,15 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(f"failed input: {failure}")
     datasets = list(dict.fromkeys(r.dataset for r in report.results))
     figures = write_figures(report, args.figures, args.scale)
+    curve: list[DatasetResult] = []
+    curve_figure = None
+    if args.detail_curve and any(u.name == "srgan_x4" for u in upscalers):
+        blends = [load_upscaler("srgan_x4", args.scale, args.device, args.precision, a) for a in args.detail_curve]
+        curve = run_benchmark(args.data, blends, args.scale, perceptual=perceptual).results
+        if perceptual.lpips is not None:
+            curve_figure = detail_figure(report.results, curve, datasets, args.figures / f"detail_curve_x{args.scale}.png")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(report, models, datasets, figures, notes, args, args.out.parent))
+    args.out.write_text(render(report, models, datasets, figures, notes, args, args.out.parent, curve, curve_figure))
     log.info("wrote %s and %d figure(s) under %s", args.out, len(figures), args.figures)
     if update_readme(args.readme, results_table(report.results, models, datasets), figures[0] if figures else None):
         log.info("updated the results section of %s", args.readme)
