@@ -4,6 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
+# spandrel imports torchvision, which does not load against the CPU wheel above; the interop tests
+# run in a second venv with a matching full torch + torchvision pair (~6 GB, a few minutes).
+INTEROP_VENV ?= .venv-interop
+INTEROP_TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
 .PHONY: demo test install clean
 
@@ -24,8 +28,17 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/srgan demo -o demo
 
-test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q
+$(INTEROP_VENV)/.installed: pyproject.toml
+	test -x $(INTEROP_VENV)/bin/python || $(PYTHON) -m venv $(INTEROP_VENV)
+	$(INTEROP_VENV)/bin/python -c "import torchvision" 2>/dev/null || $(INTEROP_VENV)/bin/pip install --quiet $(INTEROP_TORCH_SPEC)
+	$(INTEROP_VENV)/bin/pip install --quiet -e ".[test,interop,onnx]"
+	touch $@
+
+# The suite in .venv without the interop tests, then the interop tests in $(INTEROP_VENV), where
+# SRGAN_REQUIRE_INTEROP turns a missing extra into a failure instead of a skip.
+test: $(VENV)/.installed-test $(INTEROP_VENV)/.installed
+	$(BIN)/python -m pytest -q -m "not interop"
+	SRGAN_REQUIRE_INTEROP=1 $(INTEROP_VENV)/bin/python -m pytest -q -m interop
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache
+	rm -rf $(VENV) $(INTEROP_VENV) demo .pytest_cache

@@ -467,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     rounds = args.rounds or (2 if args.quick else 3)
-    model = srgan.load_model(MODEL, device="cpu").eval()
+    model = srgan.load_model(MODEL, device="cpu").module.eval()  # the Generator behind the descriptor
     results: dict = {"machine": machine(), "quick": args.quick, "rounds": rounds,
                      "flops_per_lr_pixel": model.config.flops_per_lr_pixel}
     print("machine: " + json.dumps(results["machine"]), flush=True)

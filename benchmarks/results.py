@@ -19,7 +19,7 @@ from pathlib import Path
 
 from srgan.device import select_device
 from srgan.metrics.evaluate import (
-    BICUBIC, DatasetResult, EvalInputError, Report, WeightsNotFoundError, load_lpips, load_upscaler, model_label,
+    BICUBIC, DatasetResult, EvalInputError, Report, WeightsNotFoundError, load_perceptual, load_upscaler, model_label,
     run_benchmark,
 )
 from srgan.metrics.figure import comparison_figure
@@ -37,6 +37,20 @@ PAPER: dict[str, dict[str, tuple[float, float]]] = {
     "srresnet_x4": {"Set5": (32.05, 0.9019), "Set14": (28.49, 0.8184), "BSD100": (27.58, 0.7620)},
     "srgan_x4": {"Set5": (29.40, 0.8472), "Set14": (26.02, 0.7397), "BSD100": (25.16, 0.6688)},
 }
+# Published LPIPS (AlexNet v0.1, x4; lower is better): Ma et al., "Structure-Preserving Super
+# Resolution with Gradient Guidance" (SPSR), CVPR 2020, Table 1, as the authors' repository
+# Maclory/SPSR lists it (README, "Quantitative Results"). Their toolbox scores LPIPS on the whole
+# RGB image without a border shave (metrics/evaluate_sr_results.py); ours shaves `scale` px, which
+# moves the figures by well under 0.01 (bicubic: 0.3407 / 0.4393 / 0.5249 there, ours below).
+# Their SRGAN and ESRGAN were trained on DIV2K (ESRGAN with a 16.7M-parameter RRDB generator).
+PUBLISHED_LPIPS: dict[str, dict[str, float]] = {
+    "Bicubic (SPSR Table 1)": {"Set5": 0.3407, "Set14": 0.4393, "BSD100": 0.5249},
+    "SRGAN (SPSR Table 1)": {"Set5": 0.0882, "Set14": 0.1663, "BSD100": 0.1980},
+    "ESRGAN (SPSR Table 1)": {"Set5": 0.0748, "Set14": 0.1329, "BSD100": 0.1614},
+    "SPSR (SPSR Table 1)": {"Set5": 0.0644, "Set14": 0.1318, "BSD100": 0.1611},
+}
+PUBLISHED_SOURCE = "https://github.com/Maclory/SPSR (README, Quantitative Results; the paper's Table 1)"
+
 # What this protocol must give for bicubic x4 (the values BasicSR-style Y-channel evaluation reports).
 BICUBIC_CHECK: dict[str, tuple[float, float]] = {
     "Set5": (28.43, 0.8111), "Set14": (26.09, 0.7048), "BSD100": (25.96, 0.6681),
@@ -56,6 +70,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--figure-images", nargs="+", metavar="NAME",
                    help="images to draw, NAME or DATASET/NAME (default: the first image of each dataset)")
     p.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    p.add_argument("--detail-curve", nargs="*", type=float, default=[0.25, 0.5, 0.75], metavar="A",
+                   help="srgan_x4 detail settings between 0 (srresnet_x4) and 1 (srgan_x4) for the "
+                        "perception-distortion curve (default 0.25 0.5 0.75; none to skip)")
+    p.add_argument("--metric-weights", type=Path, metavar="DIR",
+                   help="folder with the LPIPS/NIQE weights (default: $SRGAN_METRIC_WEIGHTS, torch hub cache, download)")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="fp32", choices=("auto", "bf16", "fp16", "fp32"))
     return p.parse_args(argv)
@@ -74,10 +93,10 @@ def results_table(results: list[DatasetResult], models: list[str], datasets: lis
         if m in PAPER:
             header.append(f"{label(m)} (paper)")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 2 + "---:|" * (len(header) - 2)]
-    metrics = [("PSNR", "psnr_y", 0, ".2f"), ("SSIM", "ssim_y", 1, ".4f"), ("texture", "texture", None, ".2f"),
-               ("grid", "grid", None, ".2f")]
-    if any(r.lpips is not None for r in results):
-        metrics.append(("LPIPS", "lpips", None, ".4f"))
+    metrics = [("PSNR", "psnr_y", 0, ".2f"), ("SSIM", "ssim_y", 1, ".4f")]
+    metrics += [(name, key, None, fmt) for name, key, fmt in (("LPIPS", "lpips", ".4f"), ("NIQE", "niqe", ".2f"))
+                if any(getattr(r, key) is not None for r in results)]
+    metrics += [("texture", "texture", None, ".2f"), ("grid", "grid", None, ".2f")]
     for ds in datasets:
         for metric, key, index, fmt in metrics:
             cells = [ds, metric]
@@ -89,6 +108,65 @@ def results_table(results: list[DatasetResult], models: list[str], datasets: lis
                     cells.append(format(paper[index], fmt) if paper and index is not None else "–")
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def published_table(results: list[DatasetResult], models: list[str], datasets: list[str]) -> str:
+    """LPIPS of our models beside the published ("reported") rows, datasets as columns."""
+    by_key = {(r.dataset, r.model): r for r in results}
+    lines = ["| model | " + " | ".join(datasets) + " |", "|---|" + "---:|" * len(datasets)]
+    for m in models:
+        cells = [by_key[(ds, m)].lpips if (ds, m) in by_key else None for ds in datasets]
+        if any(c is not None for c in cells):
+            lines.append(f"| {label(m)} (ours) | " + " | ".join("–" if c is None else f"{c:.4f}" for c in cells) + " |")
+    for name, row in PUBLISHED_LPIPS.items():
+        lines.append(f"| {name}, reported | " + " | ".join(f"{row[ds]:.4f}" if ds in row else "–" for ds in datasets) + " |")
+    return "\n".join(lines)
+
+
+def detail_points(results: list[DatasetResult], curve: list[DatasetResult], dataset: str) -> list[tuple[float, DatasetResult]]:
+    """(detail, result) along the dial for one dataset: srresnet_x4 at 0, the blends, srgan_x4 at 1."""
+    points = [(0.0, r) for r in results if r.dataset == dataset and r.model == "srresnet_x4"]
+    points += [(float(r.model.split("@")[1]), r) for r in curve if r.dataset == dataset]
+    points += [(1.0, r) for r in results if r.dataset == dataset and r.model == "srgan_x4"]
+    return sorted(points, key=lambda p: p[0])
+
+
+def detail_table(results: list[DatasetResult], curve: list[DatasetResult], datasets: list[str]) -> str:
+    lines = ["| detail | " + " | ".join(f"{ds} PSNR / LPIPS" for ds in datasets) + " |", "|---|" + "---:|" * len(datasets)]
+    per = {ds: dict(detail_points(results, curve, ds)) for ds in datasets}
+    for a in sorted({a for ds in datasets for a in per[ds]}):
+        cells = [f"{per[ds][a].psnr_y:.2f} / {per[ds][a].lpips:.4f}" if a in per[ds] and per[ds][a].lpips is not None
+                 else "–" for ds in datasets]
+        lines.append(f"| {a:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def detail_figure(results: list[DatasetResult], curve: list[DatasetResult], datasets: list[str], path: Path) -> Path:
+    """PSNR (x) against LPIPS (y) along the detail dial, one line per dataset, bicubic marked."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from srgan.models.io import atomic_write
+
+    fig = Figure(figsize=(4.2 * len(datasets), 3.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+    for ax, ds in zip(axes, datasets):
+        points = [(a, r) for a, r in detail_points(results, curve, ds) if r.lpips is not None]
+        ax.plot([r.psnr_y for _, r in points], [r.lpips for _, r in points], "o-", color="tab:blue")
+        for a, r in points:
+            ax.annotate(f"{a:g}", (r.psnr_y, r.lpips), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        for r in results:
+            if r.dataset == ds and r.model == BICUBIC and r.lpips is not None:
+                ax.plot([r.psnr_y], [r.lpips], "s", color="gray")
+                ax.annotate("bicubic", (r.psnr_y, r.lpips), textcoords="offset points", xytext=(4, -10), fontsize=8)
+        ax.set_title(ds, fontsize=10)
+        ax.set_xlabel("Y-PSNR (dB), higher = more faithful")
+        ax.set_ylabel("LPIPS, lower = closer to HR")
+        ax.grid(alpha=0.3)
+    fig.suptitle("srgan_x4 detail dial: 0 = srresnet_x4 ... 1 = srgan_x4 (network interpolation)", fontsize=10)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    return path
 
 
 def protocol_check(results: list[DatasetResult], scale: int) -> list[str]:
@@ -115,7 +193,7 @@ def write_figures(report: Report, folder: Path, scale: int) -> list[Path]:
 
 
 def render(report: Report, models: list[str], datasets: list[str], figures: list[Path], notes: list[str],
-           args: argparse.Namespace, out_dir: Path) -> str:
+           args: argparse.Namespace, out_dir: Path, curve: list[DatasetResult] = (), curve_figure: Path | None = None) -> str:
     results = report.results
     table = results_table(results, models, datasets)
     counts = {r.dataset: r.images for r in results}
@@ -136,11 +214,29 @@ def render(report: Report, models: list[str], datasets: list[str], figures: list
         f"*grid*: RMS in grey levels of the output's mean {args.scale}x{args.scale} sub-pixel pattern, the "
         "fixed grid a GAN can print (HR photos and PSNR-trained networks ~0.1-0.3; a visible grid ~1).",
         "",
+        "*LPIPS*: LPIPS-alex v0.1 (Zhang et al. 2018; `srgan.metrics.lpips_model`, exact to the reference package), RGB, "
+        f"{args.scale} px shaved; lower is closer to HR. *NIQE*: no-reference naturalness (Mittal et al. 2013; "
+        "`srgan.metrics.niqe_model`, a port of the MATLAB release), on the output alone, lower is more natural. "
+        "Neither is a training loss of the bundled models.",
+        "",
         "Images: " + ", ".join(f"{ds} {counts.get(ds, 0)}" for ds in datasets) + ". "
         "SR time over all images: "
         + ", ".join(f"{label(m)} {seconds[m]:.1f} s" for m in models if any(r.model == m for r in results))
         + f" ({select_device(args.device)}, {args.precision}).",
     ]
+    if any(r.lpips is not None for r in results):
+        parts += ["", "## LPIPS against published GAN results", "",
+                  "Rows marked *reported* are published figures, not our runs: " + PUBLISHED_SOURCE + ". Their "
+                  "toolbox scores the whole image (no shave) and makes LR with MATLAB's bicubic; the bicubic rows "
+                  "show how close the two protocols are.",
+                  "", published_table(results, models, datasets)]
+    if curve:
+        parts += ["", "## The detail dial: perception against distortion", "",
+                  "`srgan upscale --detail A` blends srresnet_x4 (A = 0) and srgan_x4 (A = 1) weight by weight "
+                  "(ESRGAN's network interpolation). PSNR and LPIPS along the dial:", "",
+                  detail_table(results, curve, datasets)]
+        if curve_figure is not None:
+            parts += ["", f"![detail curve]({Path(_relative(curve_figure, out_dir)).as_posix()})"]
     if check:
         parts += ["", "Protocol check (bicubic must reproduce the reference figures of this protocol):", "", *check]
     if notes:
@@ -194,13 +290,12 @@ def main(argv: list[str] | None = None) -> int:
             log.error("error: %s", exc)
             return 2
         upscalers.append(up)
-    lpips, lpips_note = load_lpips(args.device)
-    if lpips_note:
-        notes.append(lpips_note)
+    perceptual, perceptual_notes = load_perceptual(args.metric_weights, args.device)
+    notes += perceptual_notes
     wanted = set(args.figure_images or ())
     select = (lambda ds, im, i: im in wanted or f"{ds}/{im}" in wanted) if wanted else (lambda ds, im, i: i == 0)
     try:
-        report = run_benchmark(args.data, upscalers, args.scale, lpips=lpips, figure_images=select)
+        report = run_benchmark(args.data, upscalers, args.scale, perceptual=perceptual, figure_images=select)
     except EvalInputError as exc:
         log.error("error: %s", exc)
         return 2
@@ -209,8 +304,15 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(f"failed input: {failure}")
     datasets = list(dict.fromkeys(r.dataset for r in report.results))
     figures = write_figures(report, args.figures, args.scale)
+    curve: list[DatasetResult] = []
+    curve_figure = None
+    if args.detail_curve and any(u.name == "srgan_x4" for u in upscalers):
+        blends = [load_upscaler("srgan_x4", args.scale, args.device, args.precision, a) for a in args.detail_curve]
+        curve = run_benchmark(args.data, blends, args.scale, perceptual=perceptual).results
+        if perceptual.lpips is not None:
+            curve_figure = detail_figure(report.results, curve, datasets, args.figures / f"detail_curve_x{args.scale}.png")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(report, models, datasets, figures, notes, args, args.out.parent))
+    args.out.write_text(render(report, models, datasets, figures, notes, args, args.out.parent, curve, curve_figure))
     log.info("wrote %s and %d figure(s) under %s", args.out, len(figures), args.figures)
     if update_readme(args.readme, results_table(report.results, models, datasets), figures[0] if figures else None):
         log.info("updated the results section of %s", args.readme)

@@ -30,6 +30,11 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def open_fds(pid: int) -> int:
+    """How many file descriptors process `pid` has open."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 def rss_bytes(pid: int) -> int:
     """Resident memory of process `pid` from /proc (VmRSS)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -39,16 +44,18 @@ def rss_bytes(pid: int) -> int:
 
 
 @contextlib.contextmanager
-def running_server(args: list[str], log_path: Path, startup_s: float = 60.0) -> Iterator[tuple[str, subprocess.Popen]]:
+def running_server(args: list[str], log_path: Path, startup_s: float = 60.0,
+                   env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
     """Start `python -m srgan serve --port P ARGS` and yield (base URL, process); stop it after.
 
-    Waits for /healthz to answer. On failure to start, raises with the server's log.
+    Waits for /healthz to answer. On failure to start, raises with the server's log. `env` adds
+    environment variables (TMPDIR=... places the server's upload spool folder).
     """
     import httpx
 
     port = free_port()
     log = open(log_path, "wb")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     proc = subprocess.Popen([sys.executable, "-m", "srgan", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"

@@ -60,3 +60,26 @@ def test_discriminator_paper_layout_and_other_crop_sizes():
 def test_receptive_radius_is_the_sum_of_kernel_reaches():
     assert GeneratorConfig().receptive_radius == 40  # 4 + 32 + 1 + (1 + 0.5) + 1
     assert GeneratorConfig(num_blocks=2, channels=8).receptive_radius == 12
+
+
+def test_network_interpolation_is_the_weight_blend():
+    from srgan.models import blend_generators, interpolate_state_dicts
+
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(num_blocks=1, channels=8)
+    a, b = Generator(cfg).eval(), Generator(cfg).eval()
+    for m in b.modules():  # distinct BN statistics too
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.fill_(0.5)
+    x = torch.rand(1, 3, 12, 12)
+    with torch.no_grad():
+        assert torch.equal(blend_generators(a, b, 0.0)(x), a(x))
+        assert torch.equal(blend_generators(a, b, 1.0)(x), b(x))
+    half = interpolate_state_dicts(a.state_dict(), b.state_dict(), 0.5)
+    for key, value in half.items():
+        if value.is_floating_point():
+            assert torch.allclose(value, (a.state_dict()[key] + b.state_dict()[key]) / 2), key
+    with pytest.raises(ValueError, match=r"detail must be in \[0, 1\]"):
+        interpolate_state_dicts(a.state_dict(), b.state_dict(), 1.5)
+    with pytest.raises(ValueError, match="different architectures"):
+        blend_generators(a, Generator(GeneratorConfig(num_blocks=2, channels=8)), 0.5)

@@ -148,7 +148,7 @@ def test_auto_tiling_keeps_images_whole_when_one_tile_would_cost_as_much(tiny_we
     import srgan
 
     model = srgan.load_model(tiny_weights, device="cpu")
-    pad = model.config.receptive_radius
+    pad = model.tile_overlap
     monkeypatch.setattr(engine, "auto_tile_size", lambda *a: 20)
     side = 20 + 2 * pad  # a padded tile's side
     cpu = torch.device("cpu")

@@ -104,7 +104,7 @@ def test_default_app_offers_the_bundled_models():
 def test_healthz_reports_queue_and_limits(client):
     body = client.get("/healthz").json()
     assert body["status"] == "ok" and body["device"] == "cpu"
-    assert body["queue"] == {"workers": 1, "running": 0, "waiting": 0, "capacity": 5, "completed": 0}
+    assert body["queue"] == {"workers": 1, "running": 0, "waiting": 0, "capacity": 5, "completed": 0, "dropped": 0}
     assert body["limits"] == {"max_upload_bytes": 256 * 1024, "max_pixels": 128 * 128, "max_outscale": 16.0}
 
 

@@ -34,3 +34,13 @@ def test_equal_sized_tiles_for_batching():
 def test_bad_plans_raise(h, w, pad):
     with pytest.raises(ValueError):
         plan_tiles(h, w, 4, pad)
+
+
+@pytest.mark.parametrize("align", [2, 4, 8])
+def test_aligned_plans_start_every_window_on_the_model_grid(align):
+    """Models that pixel-unshuffle their input (Real-ESRGAN x2) need windows on its pixel grid."""
+    tiles = plan_tiles(101, 77, 30, 5, align=align)
+    covered = {(y, x) for t in tiles for y in range(t.y0, t.y1) for x in range(t.x0, t.x1)}
+    assert len(covered) == 101 * 77 == sum((t.y1 - t.y0) * (t.x1 - t.x0) for t in tiles)
+    assert all(t.py0 % align == 0 and t.px0 % align == 0 for t in tiles)
+    assert all(t.y0 - t.py0 >= 5 or t.py0 == 0 for t in tiles)

@@ -79,18 +79,49 @@ def fake_vgg_file(path):
     return path
 
 
-def test_phase2_srgan_with_local_vgg_weights(folders, tmp_path):
+def test_phase2_srgan_with_local_vgg_weights(folders, tmp_path, metric_weights):
     init = tmp_path / "p1"
     assert train(folders, init) == 0
+    # Offline without LPIPS weights: validation goes on with PSNR, which picks the best generator.
+    assert "val_lpips" not in (init / "metrics.jsonl").read_text()
+    assert load_generator(init / "best.safetensors").recipe["selected_by"] == "val_psnr_y"
     vgg = fake_vgg_file(tmp_path / "vgg19.pth")
     out = tmp_path / "gan"
     assert train(folders, out, "--phase", "srgan", "--init", str(init / "generator.safetensors"),
-                 "--vgg-weights", str(vgg), "--lowfreq-weight", "100", "--pattern-weight", "1e4") == 0
+                 "--vgg-weights", str(vgg), "--lowfreq-weight", "100", "--pattern-weight", "1e4",
+                 "--metric-weights", str(metric_weights)) == 0
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    # Validation is judged by LPIPS too, and the GAN run keeps its LPIPS-best generator.
+    validated = [r for r in rows if "val_psnr_y" in r]
+    assert validated and all("val_lpips" in r for r in validated)
+    assert load_generator(out / "best.safetensors").recipe["selected_by"] == "val_lpips"
     assert {"d_loss", "adv_loss", "content_loss", "g_loss", "lowfreq_loss", "pattern_loss", "d_hr", "d_sr"} <= set(rows[0])
     assert json.loads((out / "config.json").read_text())["content_loss"] == "vgg54"
     assert load_generator(out / "generator.safetensors").recipe["adv_weight"] == 1e-3
     assert load_generator(out / "generator.safetensors").recipe["pattern_weight"] == 1e4
+
+
+def test_gan_recipe_options_train_and_resume_exactly(folders, tmp_path, monkeypatch):
+    """U-Net discriminator + relativistic loss + L1 + LDL: every term logged, and resume is still exact."""
+    vgg = fake_vgg_file(tmp_path / "vgg19.pth")
+    recipe = ("--phase", "srgan", "--vgg-weights", str(vgg), "--discriminator", "unet", "--d-channels", "8",
+              "--gan-loss", "ragan", "--pixel-weight", "1e-2", "--ldl-weight", "1", "--ema-decay", "0.9")
+    whole = tmp_path / "whole"
+    assert train(folders, whole, *recipe) == 0
+    rows = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
+    assert {"pixel_loss", "ldl_loss", "adv_loss", "d_real_loss", "d_fake_loss"} <= set(rows[0])
+    recipe_meta = load_generator(whole / "generator.safetensors").recipe
+    assert recipe_meta["discriminator"] == "unet" and recipe_meta["gan_loss"] == "ragan"
+    parts = tmp_path / "parts"
+    with monkeypatch.context() as m:
+        interrupt_at(m, 1)
+        assert train(folders, parts, *recipe) == 130
+    assert train(folders, parts, *recipe, "--resume") == 0
+    a = torch.load(whole / "checkpoint.pt", weights_only=True)
+    b = torch.load(parts / "checkpoint.pt", weights_only=True)
+    for part in ("generator", "discriminator", "ema"):
+        for k, v in a[part].items():
+            assert torch.equal(v, b[part][k]), (part, k)
 
 
 def test_offline_without_vgg_weights_stops_before_work(folders, tmp_path, monkeypatch, capsys):

@@ -92,7 +92,7 @@ def test_invalid_metadata_is_rejected(tmp_path):
 @pytest.mark.parametrize("name", sorted(PRETRAINED))
 def test_bundled_weights_load_by_name(name):
     model = load_model(name, device="cpu")
-    assert model.scale == 4 and model.config == GeneratorConfig()
+    assert model.scale == 4 and model.module.config == GeneratorConfig() and model.arch == "SRResNet"
     assert PRETRAINED[name].path.stat().st_size < 8 * 2**20
     meta = read_metadata(PRETRAINED[name].path)
     assert json.loads(meta["srgan.recipe"])["phase"] in ("srresnet", "srgan")

@@ -1,5 +1,8 @@
 """`srgan eval --model NAME|PATH|bicubic ... --data DIR ... --scale 4`: the benchmark protocol.
 
+`srgan eval --sr-dir OUT --hr-dir HR` scores another tool's outputs against ground truth the
+same way; `srgan eval --sr-dir OUT` alone gives NIQE (no reference), for real photos.
+
 Exit codes: 0 done, 1 some inputs failed (weights file unreadable, images unreadable or too
 small, empty folder; each named on stderr), 2 usage error (unknown model, missing folder,
 wrong scale for a model, unknown --figure-images name, matplotlib missing for --figure).
@@ -12,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-HELP = "score models on benchmark folders (Y-PSNR / Y-SSIM, border shaved) and draw comparisons"
+HELP = "score models on benchmark folders (Y-PSNR / Y-SSIM, LPIPS, NIQE; border shaved) and draw comparisons"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,16 +28,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                            "BT.601 Y channel after shaving SCALE pixels from every border. "
                            "Exit codes: 0 done, 1 some inputs failed, 2 usage error.",
     )
-    p.add_argument("-m", "--model", dest="models", nargs="+", required=True, metavar="NAME|PATH",
-                   help=f"bicubic, a bundled model ({', '.join(PRETRAINED)}) or a weights file; several allowed")
-    p.add_argument("-d", "--data", nargs="+", required=True, metavar="DIR",
+    p.add_argument("-m", "--model", dest="models", nargs="+", metavar="NAME|PATH",
+                   help=f"bicubic, a bundled model ({', '.join(PRETRAINED)}), a downloaded catalogue name "
+                        "(srgan models) or a weights file (SRResNet; any spandrel SR model with srgan[interop]; "
+                        ".onnx with srgan[onnx]); several allowed")
+    p.add_argument("-d", "--data", nargs="+", metavar="DIR",
                    help="folders of HR images, one dataset each (named by the folder, e.g. Set5)")
+    p.add_argument("--lr-dir", nargs="+", metavar="DIR",
+                   help="with -d: LR inputs to use instead of bicubic downscaling, one folder per -d folder, "
+                        "matched by stem (e.g. data/realval/Set5_x4_realesrgan); datasets are named by these folders")
+    p.add_argument("--detail", nargs="+", type=float, metavar="A",
+                   help="score bundled GAN models (srgan_x4) at these detail settings, 0 = their PSNR base ... 1 = "
+                        "themselves, one row each (srgan_x4@0.5): the perception-distortion curve")
+    p.add_argument("--sr-dir", type=Path, metavar="DIR",
+                   help="instead of -m/-d: score the images in DIR, made by any tool (NIQE alone without --hr-dir)")
+    p.add_argument("--hr-dir", type=Path, metavar="DIR",
+                   help="ground truth for --sr-dir, matched by relative path and file stem")
+    p.add_argument("--sr-suffix", default="", metavar="TEXT",
+                   help="strip TEXT from --sr-dir file stems before matching (e.g. _x4 for baby_x4.png -> baby.png)")
     p.add_argument("-s", "--scale", type=int, default=4, choices=(2, 3, 4, 8), help="upscaling factor (default 4)")
     p.add_argument("--json", action="store_true", help="print one JSON object {\"results\": [...]} to stdout")
     p.add_argument("--per-image", action="store_true", help="also report every image (JSON key per_image)")
     p.add_argument("--rgb", action="store_true", help="also report PSNR over the RGB channels (psnr_rgb)")
-    p.add_argument("--no-lpips", action="store_true",
-                   help="do not compute LPIPS even when the lpips package and its weights are installed")
+    p.add_argument("--metric-weights", metavar="DIR", type=Path,
+                   help="folder with the LPIPS/NIQE weight files (official names or alexnet_imagenet_features.pth, "
+                        "lpips_v0.1_alex.pth, niqe_pris_params.npz); default: $SRGAN_METRIC_WEIGHTS, then the torch "
+                        "hub cache, then a download (SRGAN_OFFLINE=1 forbids it)")
+    p.add_argument("--no-lpips", action="store_true", help="do not compute LPIPS")
+    p.add_argument("--no-niqe", action="store_true", help="do not compute NIQE")
     p.add_argument("--save-images", metavar="DIR", type=Path,
                    help="write every output to DIR/<dataset>/<model>/<image>.png")
     p.add_argument("--figure", metavar="FILE.png", type=Path,
@@ -74,13 +95,73 @@ def format_table(rows: list[dict[str, object]], columns: list[tuple[str, str, st
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
 
+COLUMNS = [("dataset", "dataset", ""), ("model", "model", ""), ("psnr_y", "PSNR-Y", ".2f"), ("ssim_y", "SSIM-Y", ".4f"),
+           ("lpips", "LPIPS", ".4f"), ("niqe", "NIQE", ".2f"), ("texture", "texture", ".2f"), ("grid", "grid", ".2f"),
+           ("psnr_rgb", "PSNR-RGB", ".2f")]
+
+
+def check_mode(args: argparse.Namespace) -> None:
+    """Exactly one of: -m with -d (run models), or --sr-dir (score finished outputs)."""
+    from ..metrics.evaluate import EvalInputError
+
+    if args.metric_weights is not None and not args.metric_weights.is_dir():
+        raise EvalInputError(f"--metric-weights {args.metric_weights}: no such folder")
+    if args.lr_dir and (not args.data or len(args.lr_dir) != len(args.data)):
+        raise EvalInputError("--lr-dir needs one folder per -d/--data folder")
+    if args.sr_dir is not None:
+        if args.models or args.data:
+            raise EvalInputError("--sr-dir scores finished outputs: leave out -m/--model and -d/--data")
+        if args.figure:
+            raise EvalInputError("--figure needs -m/-d (it shows bicubic next to each model)")
+    elif args.hr_dir is not None:
+        raise EvalInputError("--hr-dir needs --sr-dir (the outputs to compare with it)")
+    elif not args.models or not args.data:
+        raise EvalInputError("give -m/--model and -d/--data, or --sr-dir (with --hr-dir for ground truth)")
+
+
+def print_report(args: argparse.Namespace, report) -> None:
+    results = [r.to_dict() for r in report.results]
+    per_image = [r.to_dict() for r in report.rows]
+    if args.json:
+        out: dict[str, object] = {"results": results}
+        if args.per_image:
+            out["per_image"] = per_image
+        print(json.dumps(out))
+        return
+    # Only the columns some row has: NIQE alone for real photos, PSNR-RGB only with --rgb.
+    columns = [c for c in COLUMNS if c[2] == "" or any(c[0] in r for r in results)]
+    if args.per_image:
+        image_cols = columns[:2] + [("image", "image", "")] + columns[2:] + [("seconds", "seconds", ".2f")]
+        print(format_table(per_image, image_cols))
+        print()
+    print(format_table(results, columns + [("images", "images", "d"), ("seconds", "seconds", ".2f")]))
+
+
 def run(args: argparse.Namespace) -> int:
     from ..metrics.evaluate import (
-        EvalInputError, WeightsNotFoundError, check_model_spec, dataset_name, list_dataset, load_lpips,
-        load_upscaler, run_benchmark,
+        EvalInputError, WeightsNotFoundError, check_model_spec, dataset_name, evaluate_outputs, list_dataset,
+        load_perceptual, load_upscaler, run_benchmark,
     )
     from ..metrics.figure import MissingDependencyError, comparison_figure, require_matplotlib
     from ..models import WeightsError
+
+    try:
+        check_mode(args)
+    except EvalInputError as exc:
+        _error(str(exc))
+        return 2
+    if args.sr_dir is not None:
+        try:
+            list_dataset(args.sr_dir)
+            if args.hr_dir is not None:
+                list_dataset(args.hr_dir)
+        except EvalInputError as exc:
+            _error(str(exc))
+            return 2
+        perceptual = _perceptual(args, load_perceptual)
+        report = evaluate_outputs(args.sr_dir, args.hr_dir, args.scale, sr_suffix=args.sr_suffix, rgb=args.rgb,
+                                  perceptual=perceptual, progress=not args.quiet)
+        return _finish(args, report)
 
     # Usage errors first, before anything is loaded or run.
     try:
@@ -89,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
         if args.figure:
             require_matplotlib()
         listings = {dataset_name(d): [name for name, _ in list_dataset(d)] for d in args.data}
+        for d in args.lr_dir or ():
+            list_dataset(d)
         if len(listings) != len(args.data):
             raise EvalInputError("two --data folders have the same name; datasets are named by their folder")
         for spec in args.models:
@@ -103,10 +186,19 @@ def run(args: argparse.Namespace) -> int:
         _error(str(exc))
         return 1
 
+    from ..models import PRETRAINED
+
     upscalers = []
-    for spec in args.models:
+    # --detail expands each bundled GAN model into one row per dial setting (the
+    # perception-distortion curve); other models are scored once.
+    jobs = [(spec, a) for spec in args.models
+            for a in (args.detail if args.detail and spec in PRETRAINED and PRETRAINED[spec].detail_base else [None])]
+    if args.detail and all(a is None for _, a in jobs):
+        _error("--detail needs a bundled GAN model among -m (e.g. srgan_x4)")
+        return 2
+    for spec, detail in jobs:
         try:
-            upscalers.append(load_upscaler(spec, args.scale, args.device, args.precision))
+            upscalers.append(load_upscaler(spec, args.scale, args.device, args.precision, detail))
         except EvalInputError as exc:
             _error(str(exc))
             return 2
@@ -118,39 +210,13 @@ def run(args: argparse.Namespace) -> int:
         _error(f"two --model values have the same name ({', '.join(names)}); rename a weights file")
         return 2
 
-    lpips = None
-    if not args.no_lpips:
-        lpips, note = load_lpips(args.device)
-        if note and not args.quiet:
-            print(note, file=sys.stderr)
-
+    perceptual = _perceptual(args, load_perceptual)
     report = run_benchmark(
-        args.data, upscalers, args.scale, rgb=args.rgb, lpips=lpips,
+        args.data, upscalers, args.scale, rgb=args.rgb, perceptual=perceptual,
         figure_images=select if args.figure else None, save_dir=args.save_images, progress=not args.quiet,
+        lr_folders=args.lr_dir,
     )
-    for failure in report.failures:
-        _error(failure)
-
-    results = [r.to_dict() for r in report.results]
-    per_image = [r.to_dict() for r in report.rows]
-    if args.json:
-        out: dict[str, object] = {"results": results}
-        if args.per_image:
-            out["per_image"] = per_image
-        print(json.dumps(out))
-    else:
-        columns = [("dataset", "dataset", ""), ("model", "model", ""), ("psnr_y", "PSNR-Y", ".2f"),
-                   ("ssim_y", "SSIM-Y", ".4f"), ("texture", "texture", ".2f"), ("grid", "grid", ".2f")]
-        if args.rgb:
-            columns.append(("psnr_rgb", "PSNR-RGB", ".2f"))
-        if lpips is not None:
-            columns.append(("lpips", "LPIPS", ".4f"))
-        if args.per_image:
-            image_cols = columns[:2] + [("image", "image", "")] + columns[2:] + [("seconds", "seconds", ".2f")]
-            print(format_table(per_image, image_cols))
-            print()
-        print(format_table(results, columns + [("images", "images", "d"), ("seconds", "seconds", ".2f")]))
-
+    status = _finish(args, report)
     if args.figure:
         if report.figure_rows:
             path = comparison_figure(report.figure_rows, args.figure, border=args.scale)
@@ -159,4 +225,25 @@ def run(args: argparse.Namespace) -> int:
         else:
             _error(f"no images to draw for {args.figure}")
             return 1
+    return status
+
+
+def _perceptual(args: argparse.Namespace, load_perceptual):
+    """LPIPS/NIQE as the flags ask; a metric whose weights are missing is a note, not an error."""
+    perceptual, notes = load_perceptual(args.metric_weights, args.device, use_lpips=not args.no_lpips,
+                                        use_niqe=not args.no_niqe)
+    if not args.quiet:
+        for note in notes:
+            print(note, file=sys.stderr)
+    return perceptual
+
+
+def _finish(args: argparse.Namespace, report) -> int:
+    """Print failures, notes and the results; 1 if any input failed."""
+    for failure in report.failures:
+        _error(failure)
+    if not args.quiet:
+        for note in report.notes:
+            print(f"note: {note}", file=sys.stderr)
+    print_report(args, report)
     return 1 if report.failures else 0

@@ -10,9 +10,9 @@ import logging
 import sys
 
 from .. import __version__
-from . import data_cmd, demo_cmd, eval_cmd, plot_cmd, serve_cmd, train_cmd, upscale_cmd
+from . import data_cmd, demo_cmd, eval_cmd, export_cmd, models_cmd, plot_cmd, serve_cmd, train_cmd, upscale_cmd
 
-SUBCOMMANDS = (upscale_cmd, eval_cmd, train_cmd, plot_cmd, data_cmd, demo_cmd, serve_cmd)
+SUBCOMMANDS = (upscale_cmd, eval_cmd, train_cmd, plot_cmd, data_cmd, demo_cmd, serve_cmd, models_cmd, export_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

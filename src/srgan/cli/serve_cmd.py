@@ -16,13 +16,14 @@ log = logging.getLogger(__name__)
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..models import PRETRAINED
-    from ..serve.settings import SERVE_MAX_PIXELS
+    from ..serve.settings import SERVE_MAX_PIXELS, UPLOAD_GRACE_S
 
     p = sub.add_parser(
         "serve", help=HELP,
         description=HELP + ". GET / is the page; POST /v1/upscale, GET /v1/models, GET /healthz; OpenAPI docs "
-                           "at /docs. Stops on Ctrl-C or SIGTERM. Exit codes: 1 could not start (port in use...), "
-                           "2 usage error.",
+                           "at /docs. The first Ctrl-C or SIGTERM stops accepting and lets the jobs in flight "
+                           "finish within --shutdown-timeout (exit 0); a second one stops at once (exit 1). Exit "
+                           "codes: 1 could not start (port in use...) or forced stop, 2 usage error.",
     )
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 exposes it, "
@@ -40,6 +41,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="inference jobs at once (default 1: one per CPU device is fastest)")
     p.add_argument("--queue", type=int, default=4, metavar="N",
                    help="jobs that may wait for a worker; more get 503 with Retry-After (default 4)")
+    p.add_argument("--upload-timeout", type=float, default=120.0, metavar="S",
+                   help="a request body must arrive within S seconds, else 408 (default 120)")
+    p.add_argument("--min-upload-rate", type=float, default=8.0, metavar="KIB",
+                   help=f"an upload slower than KIB KiB/s on average (after its first {UPLOAD_GRACE_S:g} s) is cut "
+                        "with 408; 0 = no rate check (default 8)")
+    p.add_argument("--header-timeout", type=float, default=10.0, metavar="S",
+                   help="a request line and headers must arrive within S seconds, else 408 (default 10)")
+    p.add_argument("--shutdown-timeout", type=float, default=10.0, metavar="S",
+                   help="on SIGTERM / Ctrl-C, seconds the jobs in flight get to finish before they are "
+                        "answered 503 (default 10)")
     p.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N, mps")
     p.add_argument("--fp32", action="store_true", help="full precision (default: bf16 on CPUs with native bf16, "
                                                        "fp16 on GPUs)")
@@ -62,9 +73,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"srgan serve: error: {msg}", file=sys.stderr)
 
     try:
-        import uvicorn
-
         from ..serve.app import create_app
+        from ..serve.server import serve
     except ImportError as exc:
         err(f"{MISSING_EXTRA} ({exc})")
         return 2
@@ -73,8 +83,13 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         err(f"--port must be in 1..65535, got {args.port}")
         return 2
-    if not args.max_upload_mb > 0:
-        err(f"--max-upload-mb must be > 0, got {args.max_upload_mb}")
+    for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--upload-timeout", args.upload_timeout),
+                        ("--header-timeout", args.header_timeout), ("--shutdown-timeout", args.shutdown_timeout)):
+        if not 0 < value < float("inf"):
+            err(f"{flag} must be > 0, got {value}")
+            return 2
+    if not 0 <= args.min_upload_rate < float("inf"):
+        err(f"--min-upload-rate must be >= 0, got {args.min_upload_rate}")
         return 2
     try:
         models = parse_model_specs(args.models) if args.models else None
@@ -82,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             **({"models": models, "default_model": next(iter(models))} if models else {}),
             device=args.device, precision="fp32" if args.fp32 else "auto", workers=args.workers,
             queue_size=args.queue, max_upload_bytes=int(args.max_upload_mb * MIB), max_pixels=args.max_pixels,
-            tile=args.tile,
+            tile=args.tile, upload_timeout_s=args.upload_timeout, min_upload_rate=args.min_upload_rate * 1024,
         )
         app = create_app(settings)
     except ValueError as exc:
@@ -95,8 +110,5 @@ def run(args: argparse.Namespace) -> int:
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"srgan serve: http://{shown}:{args.port}/  (models: {', '.join(settings.models)}; "
           f"{settings.workers} worker(s), queue {settings.queue_size}; Ctrl-C to stop)", flush=True)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=10)
-    server = uvicorn.Server(config)
-    server.run()
-    # uvicorn returns without serving when it cannot bind (port in use...); it has logged why.
-    return 0 if server.started else 1
+    return serve(app, args.host, args.port, shutdown_timeout_s=args.shutdown_timeout,
+                 head_timeout_s=args.header_timeout)

@@ -16,6 +16,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-c", "--config", type=Path, help="TOML or YAML file of training options (see configs/)")
     p.add_argument("--train-dir", dest="train_dirs", nargs="+", metavar="DIR", help="folders of HR training images (recursive)")
     p.add_argument("--val-dir", metavar="DIR", help="folder of HR validation images (Y-PSNR logged)")
+    p.add_argument("--val-lr-dir", metavar="DIR",
+                   help="LR images for --val-dir, matched by file stem (e.g. a set made by 'srgan data degrade'); "
+                        "default: bicubic downscaling")
+    p.add_argument("--degradation", choices=("bicubic", "realesrgan"),
+                   help="how LR inputs are made: bicubic (default) or realesrgan (blur, resize, noise and JPEG, "
+                        "twice, on the fly; options in the config's [realesrgan] table)")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder: config, metrics.jsonl, checkpoints, samples, generator.safetensors")
     p.add_argument("--phase", choices=("srresnet", "srgan"), help="srresnet: pixel loss; srgan: content + adversarial")
     p.add_argument("--train-lr-dir", dest="train_lr_dirs", nargs="+", metavar="DIR",
@@ -30,11 +36,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channels", type=int, metavar="C", help="generator feature channels (default 64)")
     p.add_argument("--content-loss", choices=("mse", "l1", "vgg22", "vgg54"), help="srresnet: mse|l1; srgan: vgg54 (default) | vgg22 | mse")
     p.add_argument("--adv-weight", type=float, help="weight of the adversarial loss (default 1e-3)")
+    p.add_argument("--discriminator", choices=("paper", "unet"),
+                   help="paper (one logit per crop, default) | unet (per-pixel logits, spectral norm, Real-ESRGAN style)")
+    p.add_argument("--d-channels", type=int, metavar="N", help="discriminator base width (default 64; 32 suits a CPU unet)")
+    p.add_argument("--gan-loss", choices=("vanilla", "ragan"), help="vanilla (the paper's, default) | ragan (relativistic average)")
+    p.add_argument("--pixel-weight", type=float, metavar="W", help="add W x L1(SR, HR) in the GAN phase (ESRGAN: 1e-2)")
+    p.add_argument("--ldl-weight", type=float, metavar="W",
+                   help="add W x the LDL artifact term (needs --ema-decay; the paper: 1)")
     p.add_argument("--lowfreq-weight", type=float, metavar="W",
                    help="add W x MSE of SR and HR average-pooled by the scale (pins colour; 0 = the paper's loss)")
     p.add_argument("--pattern-weight", type=float, metavar="W",
                    help="add W x MSE of the mean sub-pixel patterns of SR and HR (removes the GAN grid; 0 = the paper's loss)")
     p.add_argument("--vgg-weights", metavar="FILE", help="local VGG19 ImageNet weights (torchvision layout); default: download")
+    p.add_argument("--metric-weights", metavar="DIR",
+                   help="folder with the LPIPS weights, for val_lpips (default: $SRGAN_METRIC_WEIGHTS, the torch hub "
+                        "cache, or a download); GAN runs keep best.safetensors by it")
     p.add_argument("--init", metavar="WEIGHTS", help="generator weights to start from (e.g. a trained SRResNet)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--lr", type=float, help="learning rate (default 1e-4)")

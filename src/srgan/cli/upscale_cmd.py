@@ -32,7 +32,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output folder (created if missing), or a file name when there is one input")
     p.add_argument("-m", "--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
-                   help=f"bundled model ({', '.join(PRETRAINED)}; default {DEFAULT_MODEL}) or a .safetensors/.pth file")
+                   help=f"bundled model ({', '.join(PRETRAINED)}; default {DEFAULT_MODEL}), a downloaded catalogue "
+                        "name (srgan models), or a file: .safetensors/.pth (SRResNet, or any SR model spandrel "
+                        "detects with srgan[interop]) or .onnx (with --backend onnxruntime)")
+    p.add_argument("--detail", type=float, metavar="A",
+                   help="with srgan_x4: 0 = srresnet_x4 (faithful, smooth), 1 = srgan_x4 (detailed, the default), "
+                        "in between the two networks interpolated")
+    p.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto",
+                   help="torch for weights files, onnxruntime (CPU, srgan[onnx]) for .onnx files; auto picks by "
+                        "the file (default)")
     p.add_argument("-s", "--outscale", type=float, metavar="S", help="final scale factor, any float (default: the model's scale)")
     p.add_argument("-t", "--tile", type=int, default=0, metavar="N", help="LR tile size in pixels; 0 = automatic from free memory (default)")
     p.add_argument("--tile-pad", type=int, metavar="N", help="tile overlap in LR pixels (default: the model's receptive radius, seamless)")
@@ -116,9 +124,14 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         err(problem)
         return 1
+    is_onnx = str(args.model).lower().endswith(".onnx")
+    if args.backend != "auto" and (args.backend == "onnxruntime") != is_onnx:
+        err(f"--backend {args.backend} cannot run {args.model}: onnxruntime runs .onnx files (make one with "
+            "srgan export), torch runs weights files")
+        return 2
     try:
         # With --ray the model runs on the workers; here it is only checked and its scale read.
-        model = load_model(args.model, "cpu" if args.ray is not None else args.device)
+        model = load_model(args.model, "cpu" if args.ray is not None else args.device, args.detail)
     except (WeightsError, ValueError) as exc:
         err(str(exc))
         return 2

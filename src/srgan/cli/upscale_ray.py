@@ -70,7 +70,7 @@ def run_on_ray(args: argparse.Namespace, files: list[Path], missing: list[str], 
         for result in known:
             record(result)
         with ray_batch.connect(opts.address):
-            for result in ray_batch.upscale_on_ray(rows, job, args.model, opts):
+            for result in ray_batch.upscale_on_ray(rows, job, args.model, opts, args.detail):
                 record(result)
     except ray_batch.RayUnavailable as exc:
         bar.close()

@@ -61,7 +61,7 @@ def load_pairs(folders: list[str | Path], scale: int, min_size: int,
     `0001x4.png` naming included) instead of being made by bicubic downscaling.
     """
     pairs: list[Pair] = []
-    lr_index = _index_by_stem(lr_folders, scale) if lr_folders else None
+    lr_index = index_by_stem(lr_folders, scale) if lr_folders else None
     for folder in folders:
         if (Path(folder) / MANIFEST).is_file():
             pairs.extend(p for p in load_prepared(Path(folder), scale) if min(p.hr.shape[:2]) >= min_size)
@@ -92,7 +92,8 @@ def load_pairs(folders: list[str | Path], scale: int, min_size: int,
     return pairs
 
 
-def _index_by_stem(folders: list[str | Path], scale: int) -> dict[str, Path]:
+def index_by_stem(folders: list[str | Path], scale: int) -> dict[str, Path]:
+    """LR images of `folders` by HR stem: `0001x4.png` (DIV2K's naming) and `0001.png` both -> "0001"."""
     index = {}
     for path in find_images(folders):
         stem = path.stem

@@ -13,13 +13,18 @@ from PIL import Image
 
 from ..data.degradation import resize
 from ..device import select_device
-from ..models import DEFAULT_MODEL, PRETRAINED, Generator, WeightsError, load_generator
+from ..models import DEFAULT_MODEL, PRETRAINED, Generator, WeightsError, blend_generators, load_generator
+from ..models.catalogue import CATALOGUE, cached_path
+from ..models.descriptor import SRModel
+from ..models.io import generator_from_state, is_srresnet, read_weights
 from .engine import upscale_array
+from .fastpath import as_sr_model, srresnet_model
 from .image_io import Picture, _from_pillow, to_8bit, to_pillow
 
 
 def resolve_weights(name_or_path: str | os.PathLike) -> Path:
-    """A bundled model name (srresnet_x4, srgan_x4) or a weights file path -> the file."""
+    """A bundled model name (srresnet_x4, srgan_x4), a downloaded catalogue name (`srgan models`)
+    or a weights file path -> the file."""
     key = str(name_or_path)
     if key in PRETRAINED:
         path = PRETRAINED[key].path
@@ -29,24 +34,62 @@ def resolve_weights(name_or_path: str | os.PathLike) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
-    raise WeightsError(f"unknown model {key!r}: neither a bundled model ({', '.join(PRETRAINED)}) nor an existing file")
+    if key in CATALOGUE:
+        return cached_path(key)
+    raise WeightsError(f"unknown model {key!r}: neither a bundled model ({', '.join(PRETRAINED)}), a catalogue "
+                       "name (srgan models) nor an existing file")
 
 
-def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device | None = None) -> Generator:
-    """Load a generator in eval mode on `device` (default: CUDA > MPS > CPU).
+def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device | None = None,
+               detail: float | None = None) -> SRModel:
+    """Load any supported model as an `SRModel` on `device` (default: CUDA > MPS > CPU).
 
-    forward: (N, 3, H, W) float in [0, 1] -> (N, 3, scale*H, scale*W) in [0, 1]; `.scale` is set.
+    `detail` in [0, 1] blends a bundled GAN model with the PSNR model it was fine-tuned from
+    (network interpolation): 0 = srresnet_x4, 1 = srgan_x4, in between the two weight sets
+    mixed. Only bundled models with a `detail_base` (srgan_x4) have the dial.
+
+    Bundled names and srgan/SRResNet files run the SRResNet fast path; other .pth/.safetensors
+    files go through spandrel (`pip install 'srgan[interop]'`); .onnx files through onnxruntime
+    (`pip install 'srgan[onnx]'`, CPU). The result is called on NCHW batches in [0, 1]:
+    (N, in_channels, H, W) -> (N, out_channels, scale*H, scale*W); see SRModel for its fields.
     """
-    return load_generator(resolve_weights(name_or_path), select_device(device))
+    if detail is not None:
+        return detail_model(str(name_or_path), detail, select_device(device))
+    path = resolve_weights(name_or_path)
+    name = str(name_or_path) if str(name_or_path) in PRETRAINED or str(name_or_path) in CATALOGUE else path.stem
+    if path.suffix == ".onnx":
+        from .onnx_backend import onnx_model
+
+        return onnx_model(path, name)
+    dev = select_device(device)
+    state, metadata = read_weights(path)
+    if is_srresnet(state, metadata):
+        return srresnet_model(generator_from_state(state, metadata, path, dev), name, str(path))
+    from ..models.third_party import spandrel_model
+
+    return replace(spandrel_model(state, path, dev), name=name)
+
+
+def detail_model(name: str, detail: float, device: torch.device) -> SRModel:
+    """A bundled GAN model blended with its PSNR base at `detail` (0 = base, 1 = the GAN model)."""
+    entry = PRETRAINED.get(name)
+    if entry is None or entry.detail_base is None:
+        dialable = ", ".join(n for n, w in PRETRAINED.items() if w.detail_base) or "none"
+        raise WeightsError(f"--detail works with the bundled GAN models ({dialable}), not {name!r}")
+    if not 0.0 <= detail <= 1.0 or detail != detail:
+        raise WeightsError(f"detail must be in [0, 1], got {detail}")
+    base = load_generator(resolve_weights(entry.detail_base), device)
+    gan = load_generator(resolve_weights(name), device)
+    return srresnet_model(blend_generators(base, gan, detail), f"{name}@{detail:g}", str(entry.path))
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_model(name_or_path: str, device: str | None) -> Generator:
-    return load_model(name_or_path, device)
+def _cached_model(name_or_path: str, device: str | None, detail: float | None = None) -> SRModel:
+    return load_model(name_or_path, device, detail)
 
 
 def upscale_picture(
-    pic: Picture, model: Generator, outscale: float | None = None, tile: int = 0,
+    pic: Picture, model: SRModel | Generator, outscale: float | None = None, tile: int = 0,
     tile_pad: int | None = None, precision: str = "auto", progress: bool = False,
 ) -> Picture:
     """Upscale a Picture: colour through the network, alpha by bicubic, grey stays grey.
@@ -99,17 +142,24 @@ def _as_picture(image) -> Picture:
 
 def upscale(
     image: Image.Image | np.ndarray | torch.Tensor,
-    model: str | os.PathLike | Generator = DEFAULT_MODEL,
+    model: str | os.PathLike | SRModel | Generator = DEFAULT_MODEL,
     outscale: float | None = None,
     tile: int = 0,
     precision: str = "auto",
     device: str | None = None,
+    detail: float | None = None,
 ) -> Image.Image:
     """Super-resolve a PIL image, an (H, W[, C]) uint8/uint16/float-[0,1] array or a (C, H, W) tensor.
 
     Returns a PIL image (8-bit; use `upscale_array` for 16-bit output) of `outscale` (default:
     the model's scale) times the input size, in the input's mode family (L, LA, RGB, RGBA).
+    `detail` (0-1) dials a bundled GAN model between its PSNR base and itself (see load_model).
     """
-    net = model if isinstance(model, Generator) else _cached_model(str(model), device)
+    if isinstance(model, (SRModel, Generator)):
+        if detail is not None:
+            raise ValueError("detail needs a bundled model name (e.g. 'srgan_x4'), not a loaded model")
+        net = as_sr_model(model)
+    else:
+        net = _cached_model(str(model), device, detail)
     pic = _as_picture(image)
     return to_pillow(to_8bit(upscale_picture(pic, net, outscale, tile, None, precision)))

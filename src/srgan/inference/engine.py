@@ -2,6 +2,8 @@
 
 The network never sees more than one batch of tiles at a time, and the full-resolution result
 is only ever held as uint8/uint16 (3 bytes per output pixel in 8-bit RGB), never as float.
+Everything model-specific (scale, channels, size multiple, exact overlap, precisions, memory per
+pixel, the forward itself) comes from the `SRModel` descriptor, whatever produced it.
 
 Speed (measured numbers and what did not help: docs/performance.md): SRResNet runs as
 `fastpath.InferenceGenerator` (the 9x9 tail rewritten polyphase, exactly), in
@@ -20,61 +22,88 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch import nn
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..device import autocast, available_memory, resolve_precision
 from ..models import Generator
-from .fastpath import InferenceGenerator
+from ..models.descriptor import PRECISION_NAMES, SRModel
+from .fastpath import as_sr_model
 from .tiling import Tile, plan_tiles
 
 log = logging.getLogger(__name__)
 
-# Peak memory of SRResNet inference per padded LR pixel, in units of
-# channels * scale^2 * bytes-per-element. With the fast path the peak is the last upsampler
-# (its 4C-channel input at scale/2 resolution and its output, PReLU in place): measured
-# 2.5-2.7 KB/px in bf16, 5.4 KB/px in fp32 (docs/performance.md), i.e. ~1.3 units; 1.5 keeps a margin.
-_ACTIVATION_FACTOR = 1.5
 # On CPUs, tiles beyond ~1 GiB of activations gain no speed, only memory use.
 _CPU_TILE_BUDGET = 1 << 30
+# Overlap for networks without a finite receptive radius (attention): tiles are approximate.
+APPROX_OVERLAP = 16
+# BT.601 luma, the grey a grey model is fed from an RGB tile.
+_LUMA = (0.299, 0.587, 0.114)
 
 
-def auto_tile_size(model: Generator, dtype: torch.dtype, device: torch.device, pad: int) -> int:
-    """Largest tile core (LR px) whose activations fit in a quarter of the free memory."""
+def _budget_side(model: SRModel, dtype: torch.dtype, device: torch.device) -> int:
+    """Side (LR px) of the largest padded tile whose activations fit in a quarter of the free memory."""
     budget = available_memory(device) // 4
     if device.type == "cpu":
         budget = min(budget, _CPU_TILE_BUDGET)
-    elem = torch.finfo(dtype).bits // 8
-    per_px = _ACTIVATION_FACTOR * model.config.channels * model.scale**2 * elem
-    side = int(math.sqrt(budget / per_px)) - 2 * pad
-    return max(32, side)
+    per_px = model.activation_elems * (torch.finfo(dtype).bits // 8)
+    return int(math.sqrt(budget / per_px))
 
 
-def tile_plan(model: Generator, height: int, width: int, tile: int, tile_pad: int | None,
+def auto_tile_size(model: SRModel, dtype: torch.dtype, device: torch.device, pad: int) -> int:
+    """Largest tile core (LR px) whose activations fit in a quarter of the free memory."""
+    return max(32, _budget_side(model, dtype, device) - 2 * pad)
+
+
+def tile_plan(model: SRModel, height: int, width: int, tile: int, tile_pad: int | None,
               dtype: torch.dtype, device: torch.device) -> list[Tile]:
     """The tiles `upscale_array` runs for an LR image of height x width (arguments as there).
 
     tile 0 picks `auto_tile_size`, or the whole image when that needs no more activation memory
     than one padded tile (then no overlap is recomputed: at 512^2, 2x2 tiles would cost 1.34x).
+    The default overlap is the model's exact one; where that would make automatic tiles mostly
+    overlap (deep networks such as RRDB, radius ~350 px), or the model has none, it is smaller
+    and the tiles are approximate (noted in the log).
     """
-    pad = model.config.receptive_radius if tile_pad is None else tile_pad
+    model = as_sr_model(model)
+    exact = model.tile_overlap
+    pad = (APPROX_OVERLAP if exact is None else exact) if tile_pad is None else tile_pad
     if tile == 0:
+        if tile_pad is None and exact is not None and 4 * pad > (side := _budget_side(model, dtype, device)):
+            pad = max(APPROX_OVERLAP, side // 4)
         tile = auto_tile_size(model, dtype, device, pad)
         if height * width <= (tile + 2 * pad) ** 2:
             tile = max(height, width)
-    return plan_tiles(height, width, tile, pad)
+    tiles = plan_tiles(height, width, tile, pad, align=model.size_multiple)
+    if len(tiles) > 1 and (exact is None or pad < exact):
+        log.info("%s: %d tiles with %d px overlap%s; tiles may differ slightly from a whole-image pass",
+                 model.name, len(tiles), pad, "" if exact is None else f" (exact needs {exact})")
+    return tiles
 
 
-def inference_network(model: Generator) -> nn.Module:
-    """The module to run for `model` in eval mode: the fast rewrite when the model allows it.
+def inference_dtype(model: SRModel, precision: str) -> torch.dtype:
+    """The precision resolved for the device, or fp32 (with a note) where the model lacks it."""
+    dtype = resolve_precision(precision, model.device)
+    if not model.supports(dtype):
+        log.info("%s: note: %s does not run in %s; using fp32", model.name, model.arch, PRECISION_NAMES[dtype])
+        return torch.float32
+    return dtype
 
-    Generators with a custom forward fall back to the model itself, untouched (its convs still
-    run channels_last, as the tiles arrive in that layout).
-    """
-    if InferenceGenerator.supports(model):
-        return InferenceGenerator.from_generator(model)
-    log.debug("%s: no fast path, running the module as is", type(model).__name__)
-    return model
+
+def _fit_input(x: torch.Tensor, model: SRModel) -> torch.Tensor:
+    """RGB tiles -> the model's channels, padded (reflect, then replicate) to its size rules."""
+    if model.in_channels == 1:
+        luma = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        x = (x * luma).sum(1, keepdim=True)
+    h, w = x.shape[-2:]
+    m = model.size_multiple
+    th, tw = max(h, model.min_size), max(w, model.min_size)
+    th, tw = -(-th // m) * m, -(-tw // m) * m
+    if (th, tw) != (h, w):
+        rh, rw = min(th - h, h - 1), min(tw - w, w - 1)
+        x = F.pad(x, (0, rw, 0, rh), mode="reflect")
+        x = F.pad(x, (0, tw - w - rw, 0, th - h - rh), mode="replicate")
+    return x
 
 
 def _stage_dtype(dtype: np.dtype) -> torch.dtype:
@@ -147,7 +176,7 @@ def _cudnn_autotune(device: torch.device) -> Iterator[None]:
 
 
 def upscale_array(
-    model: Generator,
+    model: SRModel | Generator,
     image: np.ndarray,
     tile: int = 0,
     tile_pad: int | None = None,
@@ -162,7 +191,11 @@ def upscale_array(
     tile_pad: overlap in LR pixels; default = the model's receptive radius (seamless).
     precision: auto | fp32 | bf16 | fp16 (see srgan.device.resolve_precision).
     batch_size: tiles per forward pass; default 1 on CPU (measured no gain), 4 on GPUs.
-    The model is left in eval mode; its weights and memory format are not changed.
+    model: an SRModel (srgan.load_model) or a Generator (described on the fly, fast path kept).
+    Grey models see the BT.601 luma of the tiles and give grey RGB; inputs are padded to the
+    model's size multiple and the output cropped back; a precision the model does not support
+    falls back to fp32 with a note. A Generator is left in eval mode, its weights and memory
+    format unchanged.
     """
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB array, got shape {image.shape}")
@@ -170,9 +203,9 @@ def upscale_array(
         raise ValueError(f"expected uint8 or uint16 pixels, got {image.dtype}")
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    model.eval()
-    device = next(model.parameters()).device
-    dtype = resolve_precision(precision, device)
+    model = as_sr_model(model)
+    device = model.device
+    dtype = inference_dtype(model, precision)
     scale = model.scale
     h, w = image.shape[:2]
     tiles = tile_plan(model, h, w, tile, tile_pad, dtype, device)
@@ -185,11 +218,15 @@ def upscale_array(
     # Results whose device-to-host copy is in flight (CUDA only; on CPU they are written at once).
     pending: deque[tuple[list[Tile], torch.Tensor, torch.cuda.Event | None]] = deque()
     with torch.no_grad(), _cudnn_autotune(device):
-        net = inference_network(model)
+        net = model.build()
         for batch in _batches(tiles, batch_size):
             x = _load_tiles(image, batch, maxval, device)
+            h, w = x.shape[-2:]
             with autocast(device, dtype):
-                y = net(x)
+                y = net(_fit_input(x, model))
+            y = y[..., : h * scale, : w * scale]
+            if model.out_channels == 1:
+                y = y.repeat(1, 3, 1, 1)
             q = _quantize(y, maxval, stage)
             del x, y
             if device.type == "cuda":

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import Generator
+from ..models.descriptor import SRModel
 
 
 def _phase_taps(k: int, r: int) -> tuple[torch.Tensor, int]:
@@ -135,3 +136,41 @@ class InferenceGenerator(nn.Module):
             z = F.prelu(z, self.last_prelu.to(z.dtype))
         out = F.pixel_shuffle(self.tail(z), self.last_factor)
         return out.clamp_(0.0, 1.0)
+
+
+# Peak memory of SRResNet inference per padded LR pixel, in units of
+# channels * scale^2 * bytes-per-element. With the fast path the peak is the last upsampler
+# (its 4C-channel input at scale/2 resolution and its output, PReLU in place): measured
+# 2.5-2.7 KB/px in bf16, 5.4 KB/px in fp32 (docs/performance.md), i.e. ~1.3 units; 1.5 keeps a margin.
+_ACTIVATION_FACTOR = 1.5
+
+
+def srresnet_model(gen: Generator, name: str = "", source: str = "") -> SRModel:
+    """The descriptor of an SRResNet Generator: the fast rewrite when its forward allows it.
+
+    The rewrite is snapshotted from the generator's weights at each `build()` (once per engine
+    call, a few milliseconds), so a generator being trained can be described once. Generators
+    with a custom forward run as they are (their convs still see channels_last tiles).
+    """
+    cfg = gen.config
+
+    def build() -> nn.Module:
+        gen.eval()
+        return InferenceGenerator.from_generator(gen) if InferenceGenerator.supports(gen) else gen
+
+    return SRModel(
+        name=name or getattr(gen, "source", "") or "srresnet", arch="SRResNet", scale=cfg.scale,
+        in_channels=cfg.in_channels, out_channels=cfg.out_channels, tile_overlap=cfg.receptive_radius,
+        activation_elems=_ACTIVATION_FACTOR * cfg.channels * cfg.scale**2,
+        device=next(gen.parameters()).device, build=build, precisions=frozenset({"fp32", "bf16", "fp16"}),
+        module=gen, source=source or getattr(gen, "source", ""),
+    )
+
+
+def as_sr_model(model: SRModel | Generator) -> SRModel:
+    """Accept a Generator wherever an SRModel is expected (the one place that converts)."""
+    if isinstance(model, SRModel):
+        return model
+    if isinstance(model, Generator):
+        return srresnet_model(model)
+    raise TypeError(f"expected an SRModel (srgan.load_model) or an srgan Generator, got {type(model).__name__}")

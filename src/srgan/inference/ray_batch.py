@@ -170,14 +170,14 @@ def _kill_hook(src: Path, result: FileResult | None) -> None:
 class _Worker:
     """A Ray actor: loads the model once, then upscales one file per row."""
 
-    def __init__(self, model: str, device: str, job: FileJob, threads: int | None) -> None:
+    def __init__(self, model: str, detail: float | None, device: str, job: FileJob, threads: int | None) -> None:
         import torch
 
         from .api import load_model
 
         if threads:
             torch.set_num_threads(threads)
-        self.model = load_model(model, device)
+        self.model = load_model(model, device, detail)
         self.job = job
 
     def __call__(self, batch: dict) -> dict:
@@ -242,8 +242,11 @@ def _placement(ray, opts: RayOptions) -> tuple[str, int, dict]:
     return device, workers, {"num_cpus": opts.worker_cpus}
 
 
-def upscale_on_ray(rows: list[dict], job: FileJob, model: str, opts: RayOptions) -> Iterator[FileResult]:
+def upscale_on_ray(rows: list[dict], job: FileJob, model: str, opts: RayOptions,
+                   detail: float | None = None) -> Iterator[FileResult]:
     """Upscale `rows` (from `plan`) on the joined Ray cluster; yields each result as it completes.
+
+    model, detail: as for `api.load_model`, which each actor calls once.
 
     Every row yields exactly one result: those whose task was dropped after MAX_TASK_RETRIES
     come last, as failures. Call inside `connect`.
@@ -265,8 +268,10 @@ def upscale_on_ray(rows: list[dict], job: FileJob, model: str, opts: RayOptions)
         # forever, so one input that kills its worker would stall the run); pyproject pins
         # ray < 2.64, the release that removes **ray_remote_args.
         warnings.filterwarnings("ignore", message=".*ray_remote_args.* is deprecated")
-        ds = ds.map_batches(_Worker, fn_constructor_args=(model, device, job, threads), batch_size=1,
-                            compute=ray.data.ActorPoolStrategy(size=workers),
+        ds = ds.map_batches(_Worker, fn_constructor_args=(model, detail, device, job, threads), batch_size=1,
+                            # One task per actor at a time: an actor that dies then takes down
+                            # (and spends the retries of) only the file it was working on.
+                            compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
                             runtime_env={"env_vars": {KILL_HOOK_ENV: hook}} if hook else None,
                             **resources, max_restarts=-1, max_task_retries=MAX_TASK_RETRIES)
     pending = {row["src"] for row in rows}

@@ -2,8 +2,9 @@
 
 For every HR image: modcrop to the scale, LR = ``bicubic_downscale(hr, scale)`` (the exact
 degradation training uses), SR by a model or by bicubic upscaling, then Y-PSNR and Y-SSIM with
-`scale` pixels shaved (`srgan.metrics.protocol`). Optional: RGB PSNR, and LPIPS when the
-``lpips`` package and its AlexNet weights are already on this machine.
+`scale` pixels shaved (`srgan.metrics.protocol`). Optional: RGB PSNR, and the perceptual
+metrics LPIPS and NIQE (`srgan.metrics.lpips_model`, `srgan.metrics.niqe_model`) when their weights are found.
+``evaluate_outputs`` scores images made by any other tool against ground truth the same way.
 
 The core (``bicubic_upscale``, ``score_image``, ``summarize``, ``pick_crop``) is pure; the
 drivers (``load_upscaler``, ``evaluate_folder``, ``run_benchmark``) read files and run models.
@@ -12,7 +13,6 @@ Nothing here prints: progress goes to a tqdm bar on stderr, notes to `logging`.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import sys
 import time
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.dataset import decode_rgb, find_images
+from ..data.dataset import decode_rgb, find_images, index_by_stem
 from ..data.degradation import bicubic_downscale, bicubic_resize, modcrop
 from .protocol import SSIM_WINDOW, grid_level, psnr_rgb, psnr_y, rgb_to_y, shave, ssim_y, texture_ratio
 
@@ -79,13 +79,14 @@ class ImageResult:
     dataset: str
     model: str
     image: str
-    psnr_y: float
-    ssim_y: float
+    psnr_y: float | None  # None when there is no ground truth (NIQE alone)
+    ssim_y: float | None
     seconds: float
     texture: float | None = None
     grid: float | None = None
     psnr_rgb: float | None = None
     lpips: float | None = None
+    niqe: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict; absent optional metrics are left out."""
@@ -99,14 +100,15 @@ class DatasetResult:
     dataset: str
     model: str
     scale: int
-    psnr_y: float
-    ssim_y: float
+    psnr_y: float | None
+    ssim_y: float | None
     images: int
     seconds: float
     texture: float | None = None
     grid: float | None = None
     psnr_rgb: float | None = None
     lpips: float | None = None
+    niqe: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict; absent optional metrics are left out."""
@@ -114,7 +116,7 @@ class DatasetResult:
 
 
 def _rounded(d: dict[str, object]) -> dict[str, object]:
-    digits = {"psnr_y": 4, "psnr_rgb": 4, "ssim_y": 6, "lpips": 6, "seconds": 4, "texture": 4, "grid": 4}
+    digits = {"psnr_y": 4, "psnr_rgb": 4, "ssim_y": 6, "lpips": 6, "niqe": 4, "seconds": 4, "texture": 4, "grid": 4}
     return {k: round(v, digits[k]) if k in digits and isinstance(v, float) else v for k, v in d.items()}
 
 
@@ -130,14 +132,15 @@ def summarize(rows: Sequence[ImageResult], scale: int) -> list[DatasetResult]:
     return [
         DatasetResult(
             dataset=dataset, model=model, scale=scale,
-            psnr_y=float(np.mean([r.psnr_y for r in group])),
-            ssim_y=float(np.mean([r.ssim_y for r in group])),
+            psnr_y=mean([r.psnr_y for r in group]),
+            ssim_y=mean([r.ssim_y for r in group]),
             images=len(group),
             seconds=float(sum(r.seconds for r in group)),
             texture=mean([r.texture for r in group]),
             grid=mean([r.grid for r in group]),
             psnr_rgb=mean([r.psnr_rgb for r in group]),
             lpips=mean([r.lpips for r in group]),
+            niqe=mean([r.niqe for r in group]),
         )
         for (dataset, model), group in groups.items()
     ]
@@ -184,17 +187,20 @@ def bicubic_upscaler(scale: int) -> Upscaler:
 def model_label(spec: str) -> str:
     """Display name of a --model value: the name itself, or a weights file's stem."""
     from ..models import PRETRAINED
+    from ..models.catalogue import CATALOGUE
 
-    return spec if spec == BICUBIC or spec in PRETRAINED else Path(spec).stem
+    return spec if spec == BICUBIC or spec in PRETRAINED or spec in CATALOGUE else Path(spec).stem
 
 
 def check_model_spec(spec: str) -> None:
     """Classify a --model value before loading anything.
 
-    Raises WeightsNotFoundError for a known pretrained name whose file is not installed yet,
-    EvalInputError for a value that is neither bicubic, a known name, nor an existing file.
+    Raises WeightsNotFoundError for a known pretrained or catalogue name whose file is not
+    installed or downloaded yet, EvalInputError for a value that is neither bicubic, a known
+    name, nor an existing file.
     """
-    from ..models import PRETRAINED
+    from ..models import PRETRAINED, WeightsError
+    from ..models.catalogue import CATALOGUE, cached_path
 
     if spec == BICUBIC:
         return
@@ -202,13 +208,18 @@ def check_model_spec(spec: str) -> None:
         path = PRETRAINED[spec].path
         if not path.is_file():
             raise WeightsNotFoundError(f"model {spec}: weights not found at {path} (not trained or installed yet)")
+    elif spec in CATALOGUE and not Path(spec).is_file():
+        try:
+            cached_path(spec)
+        except WeightsError as exc:
+            raise WeightsNotFoundError(str(exc)) from None
     elif not Path(spec).is_file():
         known = ", ".join([BICUBIC, *PRETRAINED])
         raise EvalInputError(f"unknown model {spec!r}: not one of {known}, nor an existing weights file")
 
 
 def model_upscaler(model, name: str, precision: str = "fp32") -> Upscaler:
-    """Wrap a Generator (on its device) as an Upscaler: whole image in one pass, no tiles.
+    """Wrap an SRModel or Generator (on its device) as an Upscaler: whole image in one pass, no tiles.
 
     Inference is `srgan.inference.upscale_array`, the same code path as `srgan upscale`.
     """
@@ -217,8 +228,13 @@ def model_upscaler(model, name: str, precision: str = "fp32") -> Upscaler:
     return Upscaler(name, lambda lr: upscale_array(model, lr, tile=0, precision=precision), int(model.scale))
 
 
-def load_upscaler(spec: str, scale: int, device: str = "auto", precision: str = "fp32") -> Upscaler:
-    """'bicubic', a pretrained name (srresnet_x4, srgan_x4) or a weights path -> Upscaler.
+def load_upscaler(spec: str, scale: int, device: str = "auto", precision: str = "fp32",
+                  detail: float | None = None) -> Upscaler:
+    """'bicubic', a bundled or downloaded catalogue name, or a weights file (any model
+    `srgan.load_model` reads: SRResNet, spandrel-detected, .onnx) -> Upscaler.
+
+    `detail` blends a bundled GAN model with its PSNR base (`srgan.load_model`); the row is
+    then named `srgan_x4@0.5`.
 
     Raises EvalInputError (unknown name, wrong scale, bad device/precision),
     WeightsNotFoundError (known name, file missing), srgan.models.WeightsError (unreadable file).
@@ -228,50 +244,88 @@ def load_upscaler(spec: str, scale: int, device: str = "auto", precision: str = 
         return bicubic_upscaler(scale)
     from ..device import resolve_precision, select_device
     from ..inference import load_model
+    from ..models import WeightsError
 
     try:
         dev = select_device(device)
         resolve_precision(precision, dev)
     except ValueError as exc:
         raise EvalInputError(str(exc)) from None
-    up = model_upscaler(load_model(spec, dev), model_label(spec), precision)
+    try:
+        model = load_model(spec, dev, detail)
+    except WeightsError as exc:
+        if detail is None:
+            raise
+        raise EvalInputError(str(exc)) from None
+    up = model_upscaler(model, model.name if detail is not None else model_label(spec), precision)
     if up.scale != scale:
         raise EvalInputError(f"model {spec} upscales x{up.scale}, but --scale is {scale}")
     return up
 
 
-def load_lpips(device: str = "auto") -> tuple[DistanceFn | None, str | None]:
-    """LPIPS (AlexNet) as (SR, HR) -> distance when usable offline, else (None, one-line reason).
+@dataclass(frozen=True)
+class Perceptual:
+    """The perceptual metrics of a run, each None when off or unavailable.
 
-    Needs the ``lpips`` package and torchvision's AlexNet weights already in the torch hub
-    cache; never downloads anything.
+    `lpips` (full reference, (SR, HR) -> distance) and `niqe` (no reference, image -> score),
+    both on the images with `scale` px shaved, as PSNR. Lower is better for both.
     """
-    if importlib.util.find_spec("lpips") is None:
-        return None, "LPIPS skipped: the lpips package is not installed (pip install lpips)"
-    import torch
 
-    cached = list((Path(torch.hub.get_dir()) / "checkpoints").glob("alexnet-*.pth"))
-    if not cached:
-        return None, "LPIPS skipped: AlexNet weights are not in the torch hub cache"
-    try:
-        import lpips
+    lpips: DistanceFn | None = None
+    niqe: Callable[[np.ndarray], float] | None = None
 
-        from ..device import select_device
+    def scores(self, sr: np.ndarray, hr: np.ndarray | None, scale: int) -> tuple[dict[str, float], list[str]]:
+        """({"lpips": ..., "niqe": ...} for what is on, problems); `hr` None scores NIQE alone.
 
-        dev = select_device(device)
-        net = lpips.LPIPS(net="alex", verbose=False).to(dev).eval()
-    except Exception as exc:  # any failure of an optional metric is a note, not an error
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return None, f"LPIPS skipped: {reason}"
+        A metric the image is too small for (LPIPS < 31 px, NIQE < two 96 px blocks after the
+        shave) is left out of the dict and named, with the reason, in the problems.
+        """
+        out: dict[str, float] = {}
+        problems: list[str] = []
+        metrics = [("lpips", lambda: self.lpips(shave(sr, scale), shave(hr, scale)), self.lpips is not None and hr is not None),
+                   ("niqe", lambda: self.niqe(shave(sr, scale)), self.niqe is not None)]
+        for key, compute, enabled in metrics:
+            if enabled:
+                try:
+                    out[key] = compute()
+                except ValueError as exc:
+                    problems.append(f"{key.upper()} left out: {exc}")
+        return out, problems
 
-    @torch.no_grad()
-    def distance(sr: np.ndarray, hr: np.ndarray) -> float:
-        def t(a: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(dev)
 
-        return float(net(t(sr), t(hr)).mean())
+def load_perceptual(weights: str | Path | None = None, device: str = "auto", *, use_lpips: bool = True,
+                    use_niqe: bool = True) -> tuple[Perceptual, list[str]]:
+    """LPIPS and NIQE with their official weights (see `srgan.metrics.weights`), plus notes.
 
-    return distance, None
+    A metric whose weights cannot be found or fetched is left out with a one-line note saying
+    why and how to provide them: missing weights never stop an evaluation.
+    """
+    from .lpips_model import load_lpips, lpips
+    from .niqe_model import load_niqe_params, niqe
+    from .weights import MetricWeightsError
+
+    notes: list[str] = []
+    lpips_fn = niqe_fn = None
+    if use_lpips:
+        try:
+            from ..device import select_device
+
+            net = load_lpips(weights).to(select_device(device))
+
+            def lpips_fn(sr: np.ndarray, hr: np.ndarray) -> float:
+                return lpips(sr, hr, weights=net)
+        except (MetricWeightsError, ValueError) as exc:
+            notes.append(f"LPIPS skipped: {exc}")
+    if use_niqe:
+        try:
+            key = None if weights is None else str(weights)
+            load_niqe_params(key)
+
+            def niqe_fn(img: np.ndarray) -> float:
+                return niqe(img, weights=key)
+        except MetricWeightsError as exc:
+            notes.append(f"NIQE skipped: {exc}")
+    return Perceptual(lpips_fn, niqe_fn), notes
 
 
 # ----------------------------------------------------------------------------- datasets
@@ -305,12 +359,18 @@ def list_dataset(folder: str | Path) -> list[tuple[str, Path]]:
     return [(image_name(p, folder), p) for p in find_images([folder])]
 
 
-def load_image(dataset: str, name: str, path: Path, scale: int) -> EvalImage:
-    """Decode, modcrop, degrade. Raises ValueError for an image too small for the protocol."""
+def load_image(dataset: str, name: str, path: Path, scale: int, lr_path: Path | None = None) -> EvalImage:
+    """Decode, modcrop, degrade (or read the given LR). ValueError for an image too small for the
+    protocol or an LR image that is not HR/scale."""
     hr = np.ascontiguousarray(modcrop(decode_rgb(path), scale))
     if min(hr.shape[:2]) < min_image_size(scale):
         raise ValueError(f"{hr.shape[1]}x{hr.shape[0]} is smaller than {min_image_size(scale)} px")
-    return EvalImage(dataset, name, hr, bicubic_downscale(hr, scale))
+    if lr_path is None:
+        return EvalImage(dataset, name, hr, bicubic_downscale(hr, scale))
+    lr = np.ascontiguousarray(decode_rgb(lr_path))
+    if (lr.shape[0] * scale, lr.shape[1] * scale) != hr.shape[:2]:
+        raise ValueError(f"LR {lr_path} is {lr.shape[1]}x{lr.shape[0]}, not the HR's {hr.shape[1]}x{hr.shape[0]} / {scale}")
+    return EvalImage(dataset, name, hr, lr)
 
 
 # ----------------------------------------------------------------------------- drivers
@@ -318,13 +378,14 @@ def load_image(dataset: str, name: str, path: Path, scale: int) -> EvalImage:
 
 @dataclass
 class FigureRow:
-    """What a comparison figure needs of one image: HR, and per method its output and Y-PSNR."""
+    """What a comparison figure needs of one image: HR, and per method its output, Y-PSNR and LPIPS."""
 
     dataset: str
     image: str
     hr: np.ndarray
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     psnr: dict[str, float] = field(default_factory=dict)
+    lpips: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -343,17 +404,17 @@ class Report:
 
 
 def evaluate_image(
-    image: EvalImage, upscalers: Sequence[Upscaler], scale: int, rgb: bool = False, lpips: DistanceFn | None = None,
-) -> Iterator[tuple[ImageResult, np.ndarray]]:
-    """Run every upscaler on one image; yield (its scores, its SR output (H, W, 3) uint8)."""
+    image: EvalImage, upscalers: Sequence[Upscaler], scale: int, rgb: bool = False,
+    perceptual: Perceptual = Perceptual(),
+) -> Iterator[tuple[ImageResult, np.ndarray, list[str]]]:
+    """Run every upscaler on one image; yield (its scores, its SR output (H, W, 3) uint8, problems)."""
     for up in upscalers:
         start = time.perf_counter()
         sr = up(image.lr)
         seconds = time.perf_counter() - start
-        scores = score_image(sr, image.hr, scale, rgb)
-        if lpips is not None:
-            scores["lpips"] = lpips(shave(sr, scale), shave(image.hr, scale))
-        yield ImageResult(image.dataset, up.name, image.name, seconds=seconds, **scores), sr
+        extra, problems = perceptual.scores(sr, image.hr, scale)
+        scores = score_image(sr, image.hr, scale, rgb) | extra
+        yield ImageResult(image.dataset, up.name, image.name, seconds=seconds, **scores), sr, problems
 
 
 def save_image(path: Path, img: np.ndarray) -> None:
@@ -371,12 +432,16 @@ def run_benchmark(
     scale: int,
     *,
     rgb: bool = False,
-    lpips: DistanceFn | None = None,
+    perceptual: Perceptual = Perceptual(),
     figure_images: Callable[[str, str, int], bool] | None = None,
     save_dir: str | Path | None = None,
     progress: bool = True,
+    lr_folders: Sequence[str | Path] | None = None,
 ) -> Report:
     """Evaluate every upscaler on every image of `folders`.
+
+    `lr_folders` (one per folder) gives the LR inputs instead of bicubic downscaling, matched by
+    stem (e.g. a real-world degraded set); the dataset is then named by the LR folder.
 
     `figure_images(dataset, image, index)` selects the images whose outputs are kept for a
     figure (bicubic is added to those if it is not among the upscalers). `save_dir` receives
@@ -386,16 +451,23 @@ def run_benchmark(
     from tqdm import tqdm
 
     report = Report(scale)
-    listings = [(dataset_name(f), list_dataset(f)) for f in folders]
+    if lr_folders is not None and len(lr_folders) != len(folders):
+        raise EvalInputError(f"give one LR folder per HR folder ({len(lr_folders)} for {len(folders)})")
+    for f in lr_folders or ():
+        list_dataset(f)  # EvalInputError for a missing folder, before any work
+    lr_indexes = [index_by_stem([f], scale) for f in lr_folders] if lr_folders else [None] * len(folders)
+    listings = [(dataset_name(lr_folders[i] if lr_folders else f), list_dataset(f)) for i, f in enumerate(folders)]
     has_bicubic = any(up.name == BICUBIC for up in upscalers)
-    for dataset, files in listings:
+    for (dataset, files), lr_index in zip(listings, lr_indexes):
         if not files:
             report.failures.append(f"{dataset}: no images found")
             continue
         bar = tqdm(files, desc=dataset, unit="img", file=sys.stderr, disable=None if progress else True)
         for index, (name, path) in enumerate(bar):
             try:
-                image = load_image(dataset, name, path, scale)
+                if lr_index is not None and path.stem not in lr_index:
+                    raise ValueError(f"no LR image {path.stem}.* in {dataset}")
+                image = load_image(dataset, name, path, scale, lr_index[path.stem] if lr_index is not None else None)
             except Exception as exc:  # a bad file must never stop a run
                 log.debug("skipping %s: %s", path, exc)  # reported through Report.failures
                 report.failures.append(f"{path}: {exc}")
@@ -403,15 +475,95 @@ def run_benchmark(
             keep = figure_images is not None and figure_images(dataset, name, index)
             row = FigureRow(dataset, name, image.hr) if keep else None
             methods = list(upscalers) if has_bicubic or not keep else [bicubic_upscaler(scale), *upscalers]
-            for result, sr in evaluate_image(image, methods, scale, rgb, lpips):
+            for result, sr, problems in evaluate_image(image, methods, scale, rgb, perceptual):
                 if result.model != BICUBIC or has_bicubic:
                     report.rows.append(result)
+                    report.notes += [f"{path} ({result.model}): {p}" for p in problems]
                 if row is not None:
                     row.outputs[result.model] = sr
                     row.psnr[result.model] = result.psnr_y
+                    if result.lpips is not None:
+                        row.lpips[result.model] = result.lpips
                 if save_dir is not None:
                     save_image(Path(save_dir) / dataset / result.model / f"{name}.png", sr)
             if row is not None:
                 report.figure_rows.append(row)
         bar.close()
+    return report
+
+
+# ----------------------------------------------------------------------------- outputs of other tools
+
+
+def match_outputs(sr_dir: str | Path, hr_dir: str | Path | None, sr_suffix: str = "") -> tuple[list[tuple[str, Path, Path | None]], list[str]]:
+    """Pair the images of `sr_dir` with those of `hr_dir` by relative path and stem.
+
+    An SR file `a/b_x4.png` matches HR `a/b.*` when `sr_suffix` is "_x4" (or `a/b_x4.*` with no
+    suffix). Returns ([(image name, SR path, HR path or None when `hr_dir` is None)], problems):
+    SR images without HR and HR images without SR are problems, named. EvalInputError when a
+    folder does not exist.
+    """
+    outputs = list_dataset(sr_dir)
+    if hr_dir is None:
+        return [(name, path, None) for name, path in outputs], []
+    truth = dict(list_dataset(hr_dir))
+    pairs, problems, used = [], [], set()
+    for name, path in outputs:
+        key = name[: -len(sr_suffix)] if sr_suffix and name.endswith(sr_suffix) else name
+        if key in truth:
+            pairs.append((key, path, truth[key]))
+            used.add(key)
+        else:
+            problems.append(f"{path}: no ground-truth image {key}.* in {hr_dir}")
+    problems += [f"{truth[k]}: no output for it in {sr_dir}" for k in truth if k not in used]
+    return pairs, problems
+
+
+def align_to_truth(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """Crop an SR output and its HR image to the protocol's common size. Pure.
+
+    The protocol modcrops HR to the scale; an output of that size, or of the full HR size
+    (both then modcropped), is accepted. Any other size is a ValueError naming both sizes.
+    """
+    cropped = modcrop(hr, scale)
+    if sr.shape == hr.shape:
+        return modcrop(sr, scale), cropped
+    if sr.shape == cropped.shape:
+        return sr, cropped
+    raise ValueError(f"output is {sr.shape[1]}x{sr.shape[0]} but the ground truth is {hr.shape[1]}x{hr.shape[0]}"
+                     f" (x{scale} modcrop {cropped.shape[1]}x{cropped.shape[0]})")
+
+
+def evaluate_outputs(
+    sr_dir: str | Path, hr_dir: str | Path | None, scale: int, *, sr_suffix: str = "", rgb: bool = False,
+    perceptual: Perceptual = Perceptual(), progress: bool = True,
+) -> Report:
+    """Score images another tool made (`sr_dir`) against ground truth (`hr_dir`) with the protocol.
+
+    With `hr_dir` None only the no-reference metric (NIQE) is computed, for real photos that
+    have no ground truth. Images are decoded as RGB (gray replicated, alpha dropped). The model
+    is named by `sr_dir`'s folder, the dataset by `hr_dir`'s (or `sr_dir`'s).
+    """
+    from tqdm import tqdm
+
+    pairs, problems = match_outputs(sr_dir, hr_dir, sr_suffix)
+    report = Report(scale, failures=problems)
+    model, dataset = dataset_name(sr_dir), dataset_name(hr_dir if hr_dir is not None else sr_dir)
+    for name, sr_path, hr_path in tqdm(pairs, desc=model, unit="img", file=sys.stderr, disable=None if progress else True):
+        try:
+            sr = np.ascontiguousarray(decode_rgb(sr_path))
+            if hr_path is None:
+                scores, bad = perceptual.scores(sr, None, scale)
+                scores |= {"psnr_y": None, "ssim_y": None}
+            else:
+                sr, hr = (np.ascontiguousarray(a) for a in align_to_truth(sr, decode_rgb(hr_path), scale))
+                if min(hr.shape[:2]) < min_image_size(scale):
+                    raise ValueError(f"{hr.shape[1]}x{hr.shape[0]} is smaller than {min_image_size(scale)} px")
+                extra, bad = perceptual.scores(sr, hr, scale)
+                scores = score_image(sr, hr, scale, rgb) | extra
+        except Exception as exc:  # a bad file must never stop a run
+            report.failures.append(f"{sr_path}: {exc}")
+            continue
+        report.rows.append(ImageResult(dataset, model, name, seconds=0.0, **scores))
+        report.notes += [f"{sr_path}: {p}" for p in bad]
     return report

@@ -1,8 +1,8 @@
 """Side-by-side comparison figures in the manner of the SRGAN paper's Figure 2.
 
 One row per image: the whole HR image with the zoomed region outlined, then the zoomed crop of
-HR | bicubic | each model, with each method's Y-PSNR (whole image, protocol of
-`srgan.metrics.protocol`) under its crop. Needs matplotlib (the optional ``plot`` extra); it is
+HR | bicubic | each model, with each method's Y-PSNR and LPIPS when computed (whole image,
+protocol of `srgan.metrics.protocol`) under its crop. Needs matplotlib (the optional ``plot`` extra); it is
 drawn without pyplot, so no GUI backend or global state is involved.
 """
 
@@ -32,6 +32,14 @@ def require_matplotlib() -> None:
 def column_order(row: FigureRow) -> list[str]:
     """Methods left to right: bicubic first, then the models in the order they were given."""
     return sorted(row.outputs, key=lambda name: (name != BICUBIC, list(row.outputs).index(name)))
+
+
+def caption(row: FigureRow, method: str) -> str:
+    """Scores under a method's crop: '27.31 dB' or '27.31 dB, LPIPS 0.212'."""
+    parts = [f"{row.psnr[method]:.2f} dB"] if method in row.psnr else []
+    if method in row.lpips:
+        parts.append(f"LPIPS {row.lpips[method]:.3f}")
+    return ", ".join(parts)
 
 
 def comparison_figure(
@@ -69,17 +77,18 @@ def comparison_figure(
         whole.add_patch(Rectangle((left - 0.5, top - 0.5), size, size, fill=False, edgecolor="red", linewidth=1.5))
         whole.set_xlabel(f"{row.dataset}/{row.image}", fontsize=9)
 
-        panels = [("HR (original)", row.hr, None)] + [(m, row.outputs[m], row.psnr.get(m)) for m in methods]
-        for c, (label, img, score) in enumerate(panels, start=1):
+        panels = [("HR (original)", row.hr, "")] + [(m, row.outputs[m], caption(row, m)) for m in methods]
+        for c, (label, img, scores) in enumerate(panels, start=1):
             ax = axes[r, c]
             ax.imshow(img[window], interpolation="nearest")
-            ax.set_xlabel(label if score is None else f"{label}\n{score:.2f} dB", fontsize=9)
+            ax.set_xlabel(f"{label}\n{scores}" if scores else label, fontsize=9)
         for ax in axes[r]:
             ax.set_xticks([])
             ax.set_yticks([])
         for ax in axes[r, 2 + len(methods):]:
             ax.set_visible(False)
-    fig.suptitle("Y-PSNR (whole image, scale px shaved) under each zoomed crop", fontsize=10)
+    lpips_note = ", LPIPS (lower is closer)" if any(r.lpips for r in rows) else ""
+    fig.suptitle(f"Y-PSNR{lpips_note} (whole image, scale px shaved) under each zoomed crop", fontsize=10)
     path = Path(path)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", pad_inches=0.1))
     return path

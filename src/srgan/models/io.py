@@ -36,6 +36,11 @@ class WeightsError(ValueError):
     """A weights file that cannot be used; the message names the file and the reason."""
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's first message line (or its type name), for one-line errors."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def save_generator(model: Generator, path: str | os.PathLike, recipe: Mapping[str, Any] | None = None) -> Path:
     """Write `model` to a safetensors file atomically (temp file + rename)."""
     path = Path(path)
@@ -92,7 +97,7 @@ def canonicalize_state_dict(state: Mapping[str, Any]) -> dict[str, torch.Tensor]
     {"model"/"state_dict"/"generator": ...}, and keys prefixed with "module." or "_orig_mod.".
     Pure: returns a new dict of tensors only.
     """
-    for key in ("params_ema", "params", "generator", "state_dict", "model"):
+    for key in ("params_ema", "params-ema", "params", "generator", "state_dict", "model_state_dict", "model", "net"):
         inner = state.get(key) if isinstance(state, Mapping) else None
         if isinstance(inner, Mapping):
             return canonicalize_state_dict(inner)
@@ -119,7 +124,16 @@ def infer_config(state: Mapping[str, torch.Tensor]) -> GeneratorConfig:
     )
 
 
-def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, safetensors metadata) of a weights file, container keys unwrapped.
+
+    Pickles (.pth/.pt/.ckpt/.bin) go through torch.load(weights_only=True), PyTorch's restricted
+    unpickler: only tensors and plain containers load, a pickle that would run code is refused
+    before anything runs (it accepts everything spandrel's RestrictedUnpickler does).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such weights file")
     if path.suffix == ".safetensors":
         metadata = read_metadata(path)
         try:
@@ -130,20 +144,28 @@ def _load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         try:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as exc:  # UnpicklingError for payloads, RuntimeError for corrupt zips
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise WeightsError(f"{path}: refused to load (only plain tensors are allowed): {first}") from exc
+            raise WeightsError(f"{path}: refused to load (only plain tensors are allowed): {first_line(exc)}") from exc
         if not isinstance(obj, Mapping):
             raise WeightsError(f"{path}: expected a state dict, found {type(obj).__name__}")
         return canonicalize_state_dict(obj), {}
-    raise WeightsError(f"{path}: unknown weights format {path.suffix!r} (use .safetensors or .pth)")
+    raise WeightsError(f"{path}: unknown weights format {path.suffix!r} (use .safetensors, .pth or .onnx)")
+
+
+def is_srresnet(state: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> bool:
+    """True for our own files (srgan metadata) and SRResNet-shaped state dicts."""
+    return "srgan.config" in metadata or ("head.0.weight" in state and "tail.weight" in state)
 
 
 def load_generator(path: str | os.PathLike, device: torch.device | str | None = None) -> Generator:
     """Rebuild a Generator from a weights file, validating metadata and tensor shapes."""
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such weights file")
-    state, metadata = _load_tensors(path)
+    state, metadata = read_weights(path)
+    return generator_from_state(state, metadata, path, device)
+
+
+def generator_from_state(state: Mapping[str, torch.Tensor], metadata: Mapping[str, str], path: Path,
+                         device: torch.device | str | None = None) -> Generator:
+    """A Generator from tensors read by `read_weights` (`path` names the file in errors)."""
     state = canonicalize_state_dict(state)
     if "srgan.config" in metadata:
         if metadata.get("srgan.arch", ARCH) != ARCH:

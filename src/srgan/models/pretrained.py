@@ -12,6 +12,8 @@ class PretrainedWeights:
     name: str
     filename: str
     description: str
+    # The PSNR-trained model this GAN model was fine-tuned from: `detail` blends the two (0 = it, 1 = this).
+    detail_base: str | None = None
 
     @property
     def path(self) -> Path:
@@ -28,6 +30,7 @@ PRETRAINED: dict[str, PretrainedWeights] = {
         PretrainedWeights(
             "srgan_x4", "srgan_x4.safetensors",
             "SRGAN x4: SRResNet fine-tuned with perceptual + adversarial loss: sharper texture.",
+            detail_base="srresnet_x4",
         ),
     )
 }

@@ -6,18 +6,19 @@ tests run it in-process and `srgan serve` hands it to uvicorn.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import re
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import FastAPI, File, Form, UploadFile
+from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
@@ -26,18 +27,20 @@ from ..device import select_device
 from ..inference.api import upscale_picture
 from ..inference.image_io import ImageError, Picture, decode_image, encode_image
 from ..models import WeightsError
-from .errors import ApiError, install_error_handlers
-from .limits import BodyLimitMiddleware, BusyMiddleware
-from .pool import QueueFull, WorkerPool
+from .errors import ApiError, error_response, install_error_handlers
+from .limits import BodyLimitMiddleware, BusyMiddleware, HeadLimitMiddleware, shutting_down_response
+from .pool import QueueFull, ShuttingDown, WorkerPool
 from .registry import ModelRegistry
 from .settings import MAX_OUTSCALE, ServeSettings, describe_bytes
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # format field -> (encode_image format, content type, file extension)
 OUTPUT_FORMATS = {"png": ("PNG", "image/png", "png"), "jpg": ("JPEG", "image/jpeg", "jpg"),
                   "jpeg": ("JPEG", "image/jpeg", "jpg"), "webp": ("WEBP", "image/webp", "webp")}
 UPSCALE_PATH = "/v1/upscale"
+MAX_NAME_CHARS = 100  # longest model name a request may send
 # The page is one file with inline CSS and JS; this policy also proves it needs nothing else.
 PAGE_CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
             "img-src 'self' blob: data:; connect-src 'self'; base-uri 'none'; form-action 'none'")
@@ -59,6 +62,7 @@ class ModelInfo(BaseModel):
     scale: int | None
     description: str
     loaded: bool
+    detail: bool  # whether the `detail` dial (network interpolation with its PSNR base) applies
 
 
 class ModelList(BaseModel):
@@ -93,6 +97,38 @@ def _upload_name(filename: str | None) -> str:
     return f"file {name!r}" if name else "file"
 
 
+class ClientGone(Exception):
+    """The client closed the connection while its job waited or ran."""
+
+
+async def _disconnected(request: Request) -> None:
+    """Return when the client goes away. The body is read by now, so `receive` only reports that."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def run_for(request: Request, pool: WorkerPool, job: Callable[[], T]) -> T:
+    """`pool.run(job)` for as long as the client is there and the server is not past its shutdown deadline.
+
+    A client that goes away gets its job dropped if it is still queued (raises ClientGone); at the
+    shutdown deadline, ShuttingDown. A running job cannot be interrupted: its thread finishes and
+    the result is thrown away.
+    """
+    work = asyncio.ensure_future(pool.run(job))
+    gone = asyncio.ensure_future(_disconnected(request))
+    stop = asyncio.ensure_future(pool.past_deadline())
+    try:
+        await asyncio.wait({work, gone, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when this request is cancelled: the job is dropped if no worker took it yet
+        for task in (work, gone, stop):
+            task.cancel()
+    if work.done() and not work.cancelled():
+        return work.result()
+    if gone.done():
+        raise ClientGone
+    raise ShuttingDown
+
+
 def image_error(exc: ImageError) -> ApiError:
     """Map decode_image's one-line reasons to HTTP: too many pixels 413, not an image 415, else 400."""
     message = str(exc)
@@ -125,6 +161,7 @@ def create_app(settings: ServeSettings | None = None, **overrides: Any) -> FastA
         # Large uploads are spooled by Starlette to tempfile's default folder: point it at a
         # private (0700) folder for the server's lifetime and remove it, with anything left, at exit.
         private = tempfile.mkdtemp(prefix="srgan-serve-")
+        app.state.spool_dir = private
         previous, tempfile.tempdir = tempfile.tempdir, private
         try:
             yield
@@ -142,9 +179,14 @@ def create_app(settings: ServeSettings | None = None, **overrides: Any) -> FastA
     app.state.registry = registry
     app.state.pool = pool
     install_error_handlers(app)
-    # Added last = outermost: a full pool refuses an upload before its body is read at all.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, file_limit=settings.max_upload_bytes)
-    app.add_middleware(BusyMiddleware, is_full=pool.is_full, retry_after=pool.retry_after, paths=(UPSCALE_PATH,))
+    # Added last = outermost: an oversized head is refused first, then a full (or stopping) pool
+    # refuses an upload before its body is read at all, then the body is held to its limits.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, file_limit=settings.max_upload_bytes,
+                       timeout_s=settings.upload_timeout_s, min_rate=settings.min_upload_rate,
+                       grace_s=settings.upload_grace_s, stop_deadline=lambda: pool.shutdown_deadline)
+    app.add_middleware(BusyMiddleware, is_full=pool.is_full, retry_after=pool.retry_after, paths=(UPSCALE_PATH,),
+                       is_stopping=lambda: pool.shutting_down)
+    app.add_middleware(HeadLimitMiddleware)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
@@ -154,9 +196,10 @@ def create_app(settings: ServeSettings | None = None, **overrides: Any) -> FastA
     @app.get("/healthz", response_model=Health, summary="Liveness, queue state and limits")
     async def healthz() -> dict[str, Any]:
         return {
-            "status": "ok", "version": __version__, "device": str(device), "models_loaded": registry.loaded,
+            "status": "shutting_down" if pool.shutting_down else "ok", "version": __version__, "device": str(device),
+            "models_loaded": registry.loaded,
             "queue": {"workers": pool.workers, "running": pool.running, "waiting": pool.waiting,
-                      "capacity": pool.capacity, "completed": pool.completed},
+                      "capacity": pool.capacity, "completed": pool.completed, "dropped": pool.dropped},
             "limits": {"max_upload_bytes": settings.max_upload_bytes, "max_pixels": settings.max_pixels,
                        "max_outscale": MAX_OUTSCALE},
         }
@@ -169,14 +212,19 @@ def create_app(settings: ServeSettings | None = None, **overrides: Any) -> FastA
         UPSCALE_PATH, response_class=Response, summary="Upscale one image",
         responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}},
                          "description": "The upscaled image; X-Srgan-* headers give model, sizes and seconds."},
-                   **_error_docs(400, 413, 415, 422, 500, 503)},
+                   **_error_docs(400, 408, 413, 415, 422, 431, 500, 503)},
     )
     async def upscale(
+        request: Request,
         file: Annotated[UploadFile, File(description="the image (PNG, JPEG, WebP, TIFF, BMP, GIF)")],
-        model: Annotated[str | None, Form(description="a name from /v1/models (default: the server's default)")] = None,
+        model: Annotated[str | None, Form(max_length=MAX_NAME_CHARS,
+                                          description="a name from /v1/models (default: the server's default)")] = None,
         outscale: Annotated[float | None, Form(gt=0, le=MAX_OUTSCALE, allow_inf_nan=False,
                                                description="final scale factor (default: the model's scale)")] = None,
         format: Annotated[Literal["png", "jpg", "jpeg", "webp"], Form(description="output format")] = "png",
+        detail: Annotated[float | None, Form(ge=0, le=1, allow_inf_nan=False,
+                                             description="0-1, for models whose /v1/models entry has detail: "
+                                                         "0 = their PSNR base, 1 = the model itself")] = None,
     ) -> Response:
         """Upscale the uploaded image and answer with the image bytes."""
         name = _upload_name(file.filename)
@@ -185,6 +233,10 @@ def create_app(settings: ServeSettings | None = None, **overrides: Any) -> FastA
             raise ApiError(422, "invalid_parameter",
                            f"model: unknown model {model_name!r}; choose one of {', '.join(registry.names)}",
                            fields=[{"field": "model", "reason": "unknown model"}])
+        if detail is not None and not registry.has_detail(model_name):
+            raise ApiError(422, "invalid_parameter", f"detail: model {model_name!r} has no detail dial "
+                           f"(models with one: {', '.join(n for n in registry.names if registry.has_detail(n)) or 'none'})",
+                           fields=[{"field": "detail", "reason": "not supported by this model"}])
         try:
             data = await file.read()
         finally:
@@ -196,13 +248,18 @@ def create_app(settings: ServeSettings | None = None, **overrides: Any) -> FastA
 
         def job() -> tuple[bytes, Picture, Picture, int]:
             pic = decode_image(data, name, settings.max_pixels)
-            net = registry.get(model_name)
+            net = registry.get(model_name, detail)
             result = upscale_picture(pic, net, outscale, settings.tile, None, settings.precision)
             return encode_image(result, fmt), pic, result, net.scale
 
         start = time.perf_counter()
         try:
-            body, pic, result, scale = await pool.run(job)
+            body, pic, result, scale = await run_for(request, pool, job)
+        except ClientGone:
+            log.info("%s: the client went away before its answer (a job no worker had taken is dropped)", name)
+            return error_response(499, "client_closed_request", f"{name}: the client closed the connection")
+        except ShuttingDown:
+            return shutting_down_response()
         except QueueFull:
             seconds = pool.retry_after()
             raise ApiError(503, "busy", f"server busy: every worker and queue slot is taken; retry in {seconds} s",

@@ -19,9 +19,15 @@ from starlette.responses import JSONResponse
 log = logging.getLogger(__name__)
 
 # status -> code for errors raised by the framework itself (unknown path, wrong method...).
-_STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "upload_too_large",
-                 415: "unsupported_media_type", 422: "invalid_parameter", 500: "internal_error",
+_STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
+                 413: "upload_too_large",
+                 415: "unsupported_media_type", 422: "invalid_parameter", 431: "request_header_fields_too_large",
+                 500: "internal_error",
                  503: "busy"}
+
+
+# A body of another type than these never reaches a form field: 415 rather than "field required".
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
 class ApiError(Exception):
@@ -63,8 +69,13 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
                           getattr(exc, "headers", None))
 
 
-async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    ctype = request.headers.get("content-type", "")
+    if request.method == "POST" and not ctype.lower().startswith(FORM_TYPES) and any(
+            err.get("loc", ())[:1] == ("body",) for err in exc.errors()):
+        return error_response(415, "unsupported_media_type", "request body: expected multipart/form-data, got "
+                              + (f"Content-Type {ctype[:100]!r}" if ctype else "no Content-Type"))
     fields = [{"field": _field_name(err.get("loc", ())), "reason": str(err.get("msg", "invalid"))}
               for err in exc.errors()]
     message = "; ".join(f"{f['field']}: {f['reason']}" for f in fields) or "invalid request"

@@ -2,6 +2,8 @@
 
 Admission is decided at once (never by waiting): when `workers + queue_size` jobs are already
 admitted, `run` raises `QueueFull` and the caller answers 503 with `retry_after()` seconds.
+`begin_shutdown(seconds)` stops admitting (`ShuttingDown`) and sets the deadline by which the
+jobs in flight must be answered (`shutdown_deadline`, awaited with `past_deadline`).
 """
 
 from __future__ import annotations
@@ -18,10 +20,16 @@ from typing import TypeVar
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# How often a request waiting for its job looks at the shutdown deadline (seconds).
+DEADLINE_POLL_S = 0.1
 
 
 class QueueFull(Exception):
     """Every worker is busy and the queue is full."""
+
+
+class ShuttingDown(Exception):
+    """The server is stopping: no new jobs are admitted."""
 
 
 class WorkerPool:
@@ -36,6 +44,8 @@ class WorkerPool:
         self._running = 0
         self._mean_seconds = 2.0  # running mean of job durations, seeds Retry-After
         self.completed = 0
+        self.dropped = 0  # jobs whose request went away (or timed out) before a worker took them
+        self.shutdown_deadline: float | None = None  # time.monotonic() value, once shutdown began
 
     @property
     def running(self) -> int:
@@ -44,6 +54,10 @@ class WorkerPool:
     @property
     def waiting(self) -> int:
         return self._admitted - self._running
+
+    @property
+    def shutting_down(self) -> bool:
+        return self.shutdown_deadline is not None
 
     def is_full(self) -> bool:
         return self._admitted >= self.capacity
@@ -54,9 +68,11 @@ class WorkerPool:
             estimate = self._mean_seconds * max(1, self._admitted) / self.workers
         return int(min(120, max(1, math.ceil(estimate))))
 
-    def _release(self, _future: Future) -> None:
+    def _release(self, future: Future) -> None:
         with self._lock:
             self._admitted -= 1
+            if future.cancelled():
+                self.dropped += 1
 
     def _timed(self, fn: Callable[[], T]) -> T:
         with self._lock:
@@ -78,6 +94,8 @@ class WorkerPool:
         was still waiting when its request was cancelled is dropped and frees its slot.
         """
         with self._lock:
+            if self.shutdown_deadline is not None:
+                raise ShuttingDown
             if self._admitted >= self.capacity:
                 raise QueueFull
             self._admitted += 1
@@ -86,10 +104,27 @@ class WorkerPool:
         except RuntimeError:  # the executor is shut down
             with self._lock:
                 self._admitted -= 1
-            raise QueueFull from None
+            raise ShuttingDown from None
         future.add_done_callback(self._release)
         return await asyncio.wrap_future(future)
 
+    def begin_shutdown(self, seconds: float) -> None:
+        """Admit no more jobs; the ones in flight have `seconds` to finish (see `past_deadline`)."""
+        with self._lock:
+            if self.shutdown_deadline is None:
+                self.shutdown_deadline = time.monotonic() + seconds
+                log.info("shutting down: %d job(s) running, %d waiting, %.0f s to finish",
+                         self._running, self.waiting, seconds)
+
+    async def past_deadline(self) -> None:
+        """Return once the shutdown deadline has passed; until shutdown begins, wait (polling)."""
+        while self.shutdown_deadline is None or time.monotonic() < self.shutdown_deadline:
+            left = DEADLINE_POLL_S if self.shutdown_deadline is None else self.shutdown_deadline - time.monotonic()
+            await asyncio.sleep(min(DEADLINE_POLL_S, max(0.0, left)))
+
     def shutdown(self) -> None:
         """Drop waiting jobs; running ones finish in their threads."""
+        with self._lock:
+            if self.shutdown_deadline is None:
+                self.shutdown_deadline = time.monotonic()
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,12 @@ from typing import Any
 import torch
 
 from ..inference.api import load_model, resolve_weights
-from ..models import PRETRAINED, Generator, read_metadata
+from ..models import PRETRAINED, read_metadata
+from ..models.catalogue import CATALOGUE
+from ..models.descriptor import SRModel
 
 log = logging.getLogger(__name__)
+BLENDS_KEPT = 4  # detail-dial blends kept in memory (6 MB each for srgan_x4)
 
 
 def _declared_scale(source: str) -> int | None:
@@ -27,14 +31,16 @@ def _declared_scale(source: str) -> int | None:
 
 
 class ModelRegistry:
-    """Public name -> lazily loaded Generator on one device; thread-safe."""
+    """Public name -> lazily loaded SRModel (any source load_model reads) on one device; thread-safe."""
 
     def __init__(self, sources: Mapping[str, str], device: torch.device) -> None:
         self.device = device
         self._sources = dict(sources)
-        self._models: dict[str, Generator] = {}
+        self._models: dict[str, SRModel] = {}
         self._locks = {name: threading.Lock() for name in self._sources}
         self._scales = {name: _declared_scale(src) for name, src in self._sources.items()}
+        self._blends: OrderedDict[tuple[str, float], SRModel] = OrderedDict()  # (name, detail) -> model, LRU
+        self._blend_lock = threading.Lock()
 
     def __contains__(self, name: object) -> bool:
         return name in self._sources
@@ -47,8 +53,26 @@ class ModelRegistry:
     def loaded(self) -> list[str]:
         return [name for name in self._sources if name in self._models]
 
-    def get(self, name: str) -> Generator:
-        """The model called `name`, loading it on first use (raises KeyError, WeightsError)."""
+    def has_detail(self, name: str) -> bool:
+        """Whether `name` is a bundled GAN model with a PSNR base to blend with."""
+        source = self._sources.get(name)
+        return source in PRETRAINED and PRETRAINED[source].detail_base is not None
+
+    def get(self, name: str, detail: float | None = None) -> SRModel:
+        """The model called `name`, loading it on first use (raises KeyError, WeightsError).
+
+        With `detail`, the blend of it and its PSNR base (rounded to 0.01); the last
+        BLENDS_KEPT blends are kept, since each is a full copy of the weights.
+        """
+        if detail is not None:
+            key = (name, round(detail, 2))
+            with self._blend_lock:
+                if key not in self._blends:
+                    self._blends[key] = load_model(self._sources[name], self.device, key[1])
+                    while len(self._blends) > BLENDS_KEPT:
+                        self._blends.popitem(last=False)
+                self._blends.move_to_end(key)
+                return self._blends[key]
         model = self._models.get(name)
         if model is not None:
             return model
@@ -66,7 +90,11 @@ class ModelRegistry:
         source = self._sources[name]
         if source in PRETRAINED:
             description = PRETRAINED[source].description
+        elif source in CATALOGUE:
+            description = CATALOGUE[source].description
         else:
             description = f"weights file {Path(source).name}"
+        if name in self._models:
+            description += f" ({self._models[name].arch})"
         return {"name": name, "scale": self._scales[name], "description": description,
-                "loaded": name in self._models}
+                "loaded": name in self._models, "detail": self.has_detail(name)}

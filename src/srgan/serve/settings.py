@@ -22,6 +22,11 @@ SERVE_MAX_PIXELS = 2048 * 2048
 FORM_OVERHEAD_BYTES = 64 * 1024
 # The largest `outscale` accepted, as in `upscale_picture`.
 MAX_OUTSCALE = 16.0
+# Seconds an upload may take before the minimum rate applies: covers connection set-up and TCP
+# slow start, so a small upload on a slow link is never cut in its first moments.
+UPLOAD_GRACE_S = 2.0
+# Request line + headers: 16 KiB, far above any browser's, answered 431 beyond.
+MAX_HEAD_BYTES = 16 * 1024
 
 
 def describe_bytes(n: int) -> str:
@@ -30,15 +35,17 @@ def describe_bytes(n: int) -> str:
 
 
 def parse_model_specs(specs: Sequence[str | os.PathLike]) -> dict[str, str]:
-    """Bundled model names and weights-file paths -> {public name: name or path}.
+    """Bundled or catalogue model names and weights-file paths -> {public name: name or path}.
 
-    A bundled name keeps its name; a file is listed under its stem (made unique with a suffix).
-    Raises ValueError naming the spec when it is neither a bundled model nor an existing file.
+    A bundled or catalogue name keeps its name; a file is listed under its stem (made unique with a
+    suffix). Raises ValueError naming the spec when it is neither a known model nor an existing file.
     """
+    from ..models.catalogue import CATALOGUE
+
     models: dict[str, str] = {}
     for spec in specs:
         text = str(spec)
-        if text in PRETRAINED:
+        if text in PRETRAINED or text in CATALOGUE:
             models[text] = text
             continue
         path = Path(text)
@@ -68,6 +75,11 @@ class ServeSettings:
     max_upload_bytes: the largest uploaded file; the request body may be FORM_OVERHEAD_BYTES more.
     max_pixels: the largest input (width x height), checked from the header before decoding.
     tile: LR tile size for the tiled engine, 0 = automatic from free memory.
+    upload_timeout_s: the whole request body must arrive within this many seconds, else 408.
+    min_upload_rate: bytes per second an upload must average (after `upload_grace_s`), else 408;
+        0 turns the rate check off. Uploads are read in full before a job is queued, so a slow
+        client holds a connection, never a worker or a queue slot.
+    upload_grace_s: seconds at the start of an upload before the rate applies.
     """
 
     models: Mapping[str, str] = field(default_factory=_default_models)
@@ -79,6 +91,9 @@ class ServeSettings:
     max_upload_bytes: int = 20 * MIB
     max_pixels: int = SERVE_MAX_PIXELS
     tile: int = 0
+    upload_timeout_s: float = 120.0
+    min_upload_rate: float = 8 * 1024
+    upload_grace_s: float = UPLOAD_GRACE_S
 
     def __post_init__(self) -> None:
         models = self.models
@@ -100,6 +115,12 @@ class ServeSettings:
                                  ("tile", self.tile, 0)):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        for name, value in (("min_upload_rate", self.min_upload_rate), ("upload_timeout_s", self.upload_timeout_s),
+                            ("upload_grace_s", self.upload_grace_s)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < float("inf"):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not self.upload_timeout_s > 0:
+            raise ValueError(f"upload_timeout_s must be > 0, got {self.upload_timeout_s!r}")
 
     @property
     def max_body_bytes(self) -> int:

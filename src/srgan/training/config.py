@@ -9,10 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..data.realistic import DegradationConfig
+
 PHASES = ("srresnet", "srgan")
 CONTENT_LOSSES = ("mse", "l1", "vgg22", "vgg54")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 SCHEDULES = ("constant", "step", "cosine")
+DISCRIMINATORS = ("paper", "unet")
+GAN_LOSSES = ("vanilla", "ragan")
+DEGRADATIONS = ("bicubic", "realesrgan")
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -22,6 +27,7 @@ class TrainConfig:
     train_dirs: tuple[str, ...] = ()
     train_lr_dirs: tuple[str, ...] = ()  # optional paired LR folders (matched by file stem)
     val_dir: str | None = None
+    val_lr_dir: str | None = None  # optional LR for val_dir (e.g. a degraded set), matched by file stem
     out: str = "runs/srresnet_x4"
     scale: int = 4
     num_blocks: int = 16
@@ -44,7 +50,14 @@ class TrainConfig:
     # (losses/pattern.py). 0 = the paper's loss. The adversarial term alone teaches a
     # pixel-shuffle generator a faint fixed grid; this term removes that grid and nothing else.
     pattern_weight: float = 0.0
+    # GAN recipe beyond the paper (docs/models.md measures each). Defaults are the paper's.
+    discriminator: str = "paper"  # paper (one logit per crop) | unet (per-pixel logits, spectral norm)
+    d_channels: int = 64  # the discriminator's base width (paper: 64; unet on a CPU: 32)
+    gan_loss: str = "vanilla"  # vanilla (the paper's BCE) | ragan (relativistic average, ESRGAN)
+    pixel_weight: float = 0.0  # L1 between SR and HR, times this (ESRGAN: 1e-2)
+    ldl_weight: float = 0.0  # LDL artifact term (losses/artifacts.py) against the EMA's output; needs ema_decay
     vgg_weights: str | None = None
+    metric_weights: str | None = None  # folder with the LPIPS weights for val_lpips (see srgan.metrics.weights)
     init: str | None = None  # generator weights to start from (phase srgan: a trained SRResNet)
     seed: int = 0
     device: str = "auto"
@@ -55,6 +68,11 @@ class TrainConfig:
     ema_decay: float = 0.0  # > 0 keeps an exponential moving average of G (e.g. 0.999), used for eval/export
     sync_bn: bool = False  # SyncBatchNorm across DDP ranks
     workers: int = 0  # DataLoader worker processes (crops are cheap; 0 suits CPUs)
+    # How the LR inputs are made: "bicubic" (antialiased, precomputed; the paper's and the
+    # benchmarks') or "realesrgan" (Real-ESRGAN's second-order blur/resize/noise/JPEG, made on the
+    # fly from each HR crop by data/realistic.py; its options are the [realesrgan] table).
+    degradation: str = "bicubic"
+    realesrgan: DegradationConfig = DegradationConfig()
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -75,9 +93,23 @@ class TrainConfig:
         need(self.lowfreq_weight >= 0, f"lowfreq_weight must be >= 0, got {self.lowfreq_weight}")
         need(self.pattern_weight >= 0, f"pattern_weight must be >= 0, got {self.pattern_weight}")
         need(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        need(self.discriminator in DISCRIMINATORS, f"discriminator must be one of {DISCRIMINATORS}, got {self.discriminator!r}")
+        need(self.gan_loss in GAN_LOSSES, f"gan_loss must be one of {GAN_LOSSES}, got {self.gan_loss!r}")
+        need(self.d_channels >= 4, f"d_channels must be >= 4, got {self.d_channels}")
+        need(self.pixel_weight >= 0, f"pixel_weight must be >= 0, got {self.pixel_weight}")
+        need(self.ldl_weight >= 0, f"ldl_weight must be >= 0, got {self.ldl_weight}")
+        need(not self.ldl_weight or self.ema_decay > 0, "ldl_weight needs ema_decay > 0 (the artifact map compares with the EMA model)")
         need(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
         need(not self.train_lr_dirs or len(self.train_lr_dirs) == len(self.train_dirs),
              "give one LR folder per HR training folder")
+        need(isinstance(self.degradation, str) and self.degradation in DEGRADATIONS,
+             f"degradation must be one of {DEGRADATIONS}, got {self.degradation!r}"
+             + ("; put its options in a [realesrgan] table" if isinstance(self.degradation, dict) else ""))
+        need(self.degradation == "realesrgan" or self.realesrgan == DegradationConfig(),
+             f'the [realesrgan] options apply only with degradation = "realesrgan", got {self.degradation!r}')
+        need(self.degradation == "bicubic" or not self.train_lr_dirs,
+             f"train_lr_dirs gives the LR images, so degradation {self.degradation!r} would not be used")
+        need(self.val_dir is not None or self.val_lr_dir is None, "val_lr_dir needs val_dir (the HR images)")
         need(self.phase == "srgan" or self.content_loss in ("mse", "l1"),
              f"phase srresnet trains on pixel loss (mse or l1), got content_loss {self.content_loss!r}")
 
@@ -90,6 +122,11 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training options: {', '.join(sorted(unknown))}")
         data = dict(data)
+        if "realesrgan" in data and not isinstance(data["realesrgan"], DegradationConfig):
+            try:
+                data["realesrgan"] = DegradationConfig.from_dict(data["realesrgan"])
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"[realesrgan] {exc}") from None
         for key in ("train_dirs", "train_lr_dirs"):
             if key in data:
                 dirs = data[key]

@@ -5,6 +5,9 @@ Phase "srgan": starting from a trained SRResNet, alternate
   D: BCE(D(HR), 1) + BCE(D(G(LR)), 0)
   G: content(G(LR), HR) + adv_weight * BCE(D(G(LR)), 1)
 with content = VGG54 / VGG22 feature MSE (or pixel MSE for the paper's SRGAN-MSE).
+Recipe options beyond the paper, each off by default (config.py): a per-pixel U-Net
+discriminator, the relativistic average GAN loss, an L1 pixel term, the LDL artifact term
+against the EMA model, and the low-frequency and sub-pixel pattern terms.
 
 The batch of iteration s is a pure function of s (see data.dataset.RandomCrops), the learning
 rate too (config.lr_at), and checkpoints hold every other piece of state, so a resumed run ends
@@ -33,14 +36,20 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..data.dataset import RandomCrops, StepBatches, load_pairs
+from ..data.realistic import training_pair
 from ..device import autocast, resolve_precision, select_device
 from ..inference.engine import upscale_array
 from ..losses import (
-    CONTENT_LAYER_FOR, VGGFeatures, discriminator_losses, generator_adversarial_loss, load_vgg19_features,
-    pattern_loss,
+    CONTENT_LAYER_FOR, VGGFeatures, artifact_loss, discriminator_losses, generator_adversarial_loss,
+    load_vgg19_features, pattern_loss, ragan_discriminator_losses, ragan_generator_loss,
 )
 from ..metrics import psnr_y, ssim_y
-from ..models import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, load_generator, save_generator
+from ..metrics.lpips_model import LPIPS, load_lpips, lpips
+from ..metrics.weights import MetricWeightsError
+from ..models import (
+    Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, UNetDiscriminator, UNetDiscriminatorConfig,
+    load_generator, save_generator,
+)
 from .checkpoint import load_latest, save_checkpoint
 from .config import TrainConfig, lr_at
 
@@ -68,18 +77,33 @@ def _setup_distributed(device_name: str) -> tuple[int, int, torch.device]:
     return dist.get_rank(), dist.get_world_size(), select_device("cpu" if device_name == "auto" else device_name)
 
 
-def validate(model: Generator, images, precision: str, scale: int) -> tuple[float, float, list[np.ndarray]]:
-    """Mean Y-PSNR and Y-SSIM (scale px shaved) over whole validation images, and the outputs.
+def validate(model: Generator, images, precision: str, scale: int,
+             lpips_net: LPIPS | None = None) -> tuple[dict[str, float], list[np.ndarray]]:
+    """Mean Y-PSNR, Y-SSIM and (with `lpips_net`) LPIPS, scale px shaved, over whole validation images.
 
     Uses the tiled engine of `srgan upscale` and the metrics of `srgan eval`, so validation
-    scores exactly what users get.
+    scores exactly what users get. Returns ({"val_psnr_y", "val_ssim_y"[, "val_lpips"]}, outputs).
     """
     was_training = model.training
     outputs = [upscale_array(model, lr, precision=precision) for _, lr, _ in images]
     model.train(was_training)
-    psnrs = [psnr_y(sr, hr, scale) for sr, (_, _, hr) in zip(outputs, images)]
-    ssims = [ssim_y(sr, hr, scale) for sr, (_, _, hr) in zip(outputs, images)]
-    return float(np.mean(psnrs)), float(np.mean(ssims)), outputs
+    pairs = list(zip(outputs, (hr for _, _, hr in images)))
+    scores = {"val_psnr_y": float(np.mean([psnr_y(sr, hr, scale) for sr, hr in pairs])),
+              "val_ssim_y": float(np.mean([ssim_y(sr, hr, scale) for sr, hr in pairs]))}
+    if lpips_net is not None:
+        scores["val_lpips"] = float(np.mean([lpips(sr, hr, shave=scale, weights=lpips_net) for sr, hr in pairs]))
+    return scores, outputs
+
+
+def selection_metric(scores: dict[str, float], phase: str) -> tuple[str, float]:
+    """(name, value to maximise) that picks the best checkpoint: a GAN run by -LPIPS when measured,
+    everything else by PSNR.
+
+    PSNR prefers the blurriest output, so it cannot judge a GAN run; LPIPS is a judge here, never a loss.
+    """
+    if phase == "srgan" and "val_lpips" in scores:
+        return "val_lpips", -scores["val_lpips"]
+    return "val_psnr_y", scores["val_psnr_y"]
 
 
 def save_samples(path: Path, images, outputs, limit: int = 3) -> None:
@@ -102,7 +126,11 @@ def _recipe(cfg: TrainConfig, step: int) -> dict:
         "lr": cfg.lr, "lr_schedule": cfg.lr_schedule, "content_loss": cfg.content_loss,
         "adv_weight": cfg.adv_weight if cfg.phase == "srgan" else 0.0, "ema_decay": cfg.ema_decay,
         "lowfreq_weight": cfg.lowfreq_weight, "pattern_weight": cfg.pattern_weight,
-        "data": [Path(d).name for d in cfg.train_dirs], "degradation": "bicubic x1/scale (Pillow, antialiased)",
+        **({"discriminator": cfg.discriminator, "d_channels": cfg.d_channels, "gan_loss": cfg.gan_loss,
+            "pixel_weight": cfg.pixel_weight, "ldl_weight": cfg.ldl_weight} if cfg.phase == "srgan" else {}),
+        "data": [Path(d).name for d in cfg.train_dirs],
+        "degradation": ("bicubic x1/scale (Pillow, antialiased)" if cfg.degradation == "bicubic"
+                        else cfg.realesrgan.summary()),
         "init": Path(cfg.init).name if cfg.init else None, "precision": cfg.precision,
     }
 
@@ -125,7 +153,8 @@ def train(cfg: TrainConfig) -> Path:
     pairs = load_pairs(list(cfg.train_dirs), cfg.scale, cfg.patch_size, list(cfg.train_lr_dirs) or None)
     val_images = []
     if main and cfg.val_dir:
-        val_images = [(Path(p.name).stem, p.lr, p.hr) for p in load_pairs([cfg.val_dir], cfg.scale, cfg.scale * 4)]
+        val_lr = [cfg.val_lr_dir] if cfg.val_lr_dir else None
+        val_images = [(Path(p.name).stem, p.lr, p.hr) for p in load_pairs([cfg.val_dir], cfg.scale, cfg.scale * 4, val_lr)]
     if cfg.epochs:
         cfg = dataclasses.replace(cfg, iterations=math.ceil(cfg.epochs * len(pairs) / cfg.batch_size))
     log.info("training on %d images (%d MB decoded), %d iterations, %s %s, %d process(es)", len(pairs),
@@ -139,7 +168,11 @@ def train(cfg: TrainConfig) -> Path:
         if init.config != gcfg:
             raise ValueError(f"--init {cfg.init}: architecture {init.config} differs from the configured {gcfg}")
         gen.load_state_dict(init.state_dict())
-    disc = Discriminator(DiscriminatorConfig(input_size=cfg.patch_size)) if cfg.phase == "srgan" else None
+    disc = None
+    if cfg.phase == "srgan":
+        disc = (UNetDiscriminator(UNetDiscriminatorConfig(channels=cfg.d_channels)) if cfg.discriminator == "unet"
+                else Discriminator(DiscriminatorConfig(input_size=cfg.patch_size, base_channels=cfg.d_channels)))
+    d_losses = ragan_discriminator_losses if cfg.gan_loss == "ragan" else discriminator_losses
     if cfg.sync_bn and device.type != "cuda":
         raise ValueError("--sync-bn needs CUDA devices (PyTorch's SyncBatchNorm is GPU-only)")
     if world > 1 and cfg.sync_bn:
@@ -154,6 +187,14 @@ def train(cfg: TrainConfig) -> Path:
         d_opt = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     # fp16 needs loss scaling; bf16 and fp32 do not.
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+    # LPIPS for validation, when its weights can be found: missing weights are a note, not an error.
+    lpips_net = None
+    if main and val_images:
+        try:
+            lpips_net = load_lpips(cfg.metric_weights).to(device)
+        except MetricWeightsError as exc:
+            log.warning("validation without LPIPS: %s", exc)
 
     step, best = 0, -math.inf
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -170,7 +211,7 @@ def train(cfg: TrainConfig) -> Path:
             scaler.load_state_dict(state["scaler"])
         if "rng" in state:
             torch.set_rng_state(state["rng"])
-        step, best = int(state["step"]), float(state.get("best_psnr", -math.inf))
+        step, best = int(state["step"]), float(state.get("best", state.get("best_psnr", -math.inf)))
         log.info("resumed from %s at iteration %d", run_dir, step)
     if main:
         cfg.save(run_dir / "config.json")
@@ -195,7 +236,7 @@ def train(cfg: TrainConfig) -> Path:
     def save_all(reason: str) -> None:
         if not main:
             return
-        state = {"step": step, "best_psnr": best, "config": cfg.to_dict(), "rng": torch.get_rng_state(),
+        state = {"step": step, "best": best, "config": cfg.to_dict(), "rng": torch.get_rng_state(),
                  "generator": gen.state_dict(), "g_opt": g_opt.state_dict(), "scaler": scaler.state_dict()}
         if disc is not None:
             state |= {"discriminator": disc.state_dict(), "d_opt": d_opt.state_dict()}
@@ -225,6 +266,9 @@ def train(cfg: TrainConfig) -> Path:
         while step < cfg.iterations:
             t0 = time.perf_counter()
             lr_img, hr_img = next(batches)
+            if cfg.degradation == "realesrgan":  # LR (and sharpened HR) made on the fly from the HR crops
+                lr_img, hr_img = training_pair(hr_img.to(device), step, cfg.realesrgan, cfg.scale, cfg.seed,
+                                               offset=rank * (cfg.batch_size // world))
             lr_img = lr_img.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             hr_img = hr_img.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             t1 = time.perf_counter()
@@ -241,7 +285,7 @@ def train(cfg: TrainConfig) -> Path:
                 with autocast(device, dtype):
                     real_logits = d_model(hr_img).float()
                     fake_logits = d_model(sr.detach()).float()
-                d_real, d_fake = discriminator_losses(real_logits, fake_logits)
+                d_real, d_fake = d_losses(real_logits, fake_logits)
                 scaler.scale(d_real + d_fake).backward()
                 scaler.step(d_opt)
                 losses |= {"d_loss": (d_real + d_fake).detach(), "d_real_loss": d_real.detach(),
@@ -271,9 +315,26 @@ def train(cfg: TrainConfig) -> Path:
                 pattern = pattern_loss(sr, hr_img, cfg.scale)
                 g_loss = g_loss + cfg.pattern_weight * pattern
                 losses["pattern_loss"] = pattern.detach()
+            if cfg.pixel_weight:
+                pixel = F.l1_loss(sr.float(), hr_img)
+                g_loss = g_loss + cfg.pixel_weight * pixel
+                losses["pixel_loss"] = pixel.detach()
+            if cfg.ldl_weight:
+                with torch.no_grad(), autocast(device, dtype):
+                    ema_sr = ema(lr_img)
+                artifacts = artifact_loss(sr, hr_img, ema_sr)
+                g_loss = g_loss + cfg.ldl_weight * artifacts
+                losses["ldl_loss"] = artifacts.detach()
             if d_model is not None:
                 with autocast(device, dtype):
-                    adv = generator_adversarial_loss(d_model(sr).float())
+                    fake_g = d_model(sr).float()
+                    if cfg.gan_loss == "ragan":
+                        # D(HR) after D's update, as a constant: the relativistic term's reference.
+                        with torch.no_grad():
+                            real_g = d_model(hr_img).float()
+                        adv = ragan_generator_loss(real_g, fake_g)
+                    else:
+                        adv = generator_adversarial_loss(fake_g)
                 g_loss = g_loss + cfg.adv_weight * adv
                 losses["adv_loss"] = adv.detach()
             losses["g_loss"] = g_loss.detach()
@@ -314,10 +375,15 @@ def train(cfg: TrainConfig) -> Path:
                 log.debug("it %d %s", step, means)
                 sums, count, data_time, step_time = {}, 0, 0.0, 0.0
             if validating_now:
-                psnr, ssim, outputs = validate(ema if ema is not None else gen, val_images, cfg.precision, cfg.scale)
-                best = max(best, psnr)
-                record |= {"iteration": step, "epoch": epoch, "val_psnr_y": psnr, "val_ssim_y": ssim}
-                bar.write(f"iteration {step}: validation Y-PSNR {psnr:.3f} dB, SSIM {ssim:.4f} (best {best:.3f})")
+                scored = ema if ema is not None else gen
+                scores, outputs = validate(scored, val_images, cfg.precision, cfg.scale, lpips_net)
+                metric, value = selection_metric(scores, cfg.phase)
+                if value > best:
+                    best = value
+                    save_generator(scored, run_dir / "best.safetensors", recipe=_recipe(cfg, step) | {"selected_by": metric})
+                record |= {"iteration": step, "epoch": epoch, **scores}
+                shown = ", ".join(f"{k.removeprefix('val_')} {v:.4f}" for k, v in scores.items())
+                bar.write(f"iteration {step}: validation {shown} (best {metric.removeprefix('val_')} {abs(best):.4f})")
                 save_samples(run_dir / "samples" / f"step_{step:07d}.png", val_images, outputs)
             if record and metrics_file:
                 metrics_file.write(json.dumps(record) + "\n")
