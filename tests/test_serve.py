@@ -90,7 +90,7 @@ def test_models_lists_name_scale_description_without_loading(client):
     body = client.get("/v1/models").json()
     assert body["default"] == "tiny"
     assert body["models"] == [{"name": "tiny", "scale": 4, "description": "weights file tiny_x4.safetensors",
-                               "loaded": False}]
+                               "loaded": False, "detail": False}]
 
 
 def test_default_app_offers_the_bundled_models():
@@ -113,7 +113,7 @@ def test_openapi_and_docs(client):
     assert {"/v1/upscale", "/v1/models", "/healthz"} <= set(spec["paths"])
     form_ref = spec["paths"]["/v1/upscale"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
     form = spec["components"]["schemas"][form_ref.rsplit("/", 1)[-1]]
-    assert set(form["properties"]) == {"file", "model", "outscale", "format"} and form["required"] == ["file"]
+    assert set(form["properties"]) == {"file", "model", "outscale", "format", "detail"} and form["required"] == ["file"]
     docs = client.get("/docs")
     assert docs.status_code == 200 and "/openapi.json" in docs.text  # Swagger UI's own JS/CSS come from a CDN
 
