@@ -282,14 +282,17 @@ class Perceptual:
         """
         out: dict[str, float] = {}
         problems: list[str] = []
-        metrics = [("lpips", lambda: self.lpips(shave(sr, scale), shave(hr, scale)), self.lpips is not None and hr is not None),
-                   ("niqe", lambda: self.niqe(shave(sr, scale)), self.niqe is not None)]
-        for key, compute, enabled in metrics:
-            if enabled:
-                try:
-                    out[key] = compute()
-                except ValueError as exc:
-                    problems.append(f"{key.upper()} left out: {exc}")
+
+        def attempt(key: str, compute: Callable[[], float]) -> None:
+            try:
+                out[key] = compute()
+            except ValueError as exc:
+                problems.append(f"{key.upper()} left out: {exc}")
+
+        if self.lpips is not None and hr is not None:
+            attempt("lpips", lambda: self.lpips(shave(sr, scale), shave(hr, scale)))
+        if self.niqe is not None:
+            attempt("niqe", lambda: self.niqe(shave(sr, scale)))
         return out, problems
 
 

@@ -80,10 +80,10 @@ def find_metric_file(spec: MetricFile, directory: str | Path | None = None, *, d
 
     Raises MetricWeightsError naming what was searched and how to provide the file.
     """
+    if directory is not None and not Path(directory).is_dir():
+        raise MetricWeightsError(f"--metric-weights {directory}: no such folder")
     folders = [Path(d) for d in (directory, os.environ.get(ENV_DIR)) if d]
     for folder in folders:
-        if directory is not None and folder == Path(directory) and not folder.is_dir():
-            raise MetricWeightsError(f"--metric-weights {folder}: no such folder")
         found = in_folder(spec, folder)
         if found is not None:
             return found
