@@ -113,7 +113,9 @@ def test_sigterm_finishes_jobs_in_time_503s_the_rest_removes_the_spool_and_exits
         threads = []
         # In this order, each admitted before the next is sent: a short job, a shorter one queued
         # behind it, and a long one (far longer than the deadline) queued last.
-        for key, model, size in (("first", "tiny_x4", 256), ("second", "tiny_x4", 32), ("long", "slow_x4", 256)):
+        # The long job is sized to take many times the deadline on a fast idle machine too (640 px through
+        # 8 blocks of 64 channels is ~1 TFLOP), so it is still running when the deadline comes.
+        for key, model, size in (("first", "tiny_x4", 256), ("second", "tiny_x4", 32), ("long", "slow_x4", 640)):
             admitted = admitted_jobs(base)
             threads.append(post_in_background(base, model, image(size, len(threads)), results, key))
             assert wait_for(lambda: admitted_jobs(base) > admitted, 10)
