@@ -13,6 +13,7 @@ Nothing here prints: progress goes to a tqdm bar on stderr, notes to `logging`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -313,19 +314,14 @@ def load_perceptual(weights: str | Path | None = None, device: str = "auto", *, 
         try:
             from ..device import select_device
 
-            net = load_lpips(weights).to(select_device(device))
-
-            def lpips_fn(sr: np.ndarray, hr: np.ndarray) -> float:
-                return lpips(sr, hr, weights=net)
+            lpips_fn = functools.partial(lpips, weights=load_lpips(weights).to(select_device(device)))
         except (MetricWeightsError, ValueError) as exc:
             notes.append(f"LPIPS skipped: {exc}")
     if use_niqe:
         try:
             key = None if weights is None else str(weights)
-            load_niqe_params(key)
-
-            def niqe_fn(img: np.ndarray) -> float:
-                return niqe(img, weights=key)
+            load_niqe_params(key)  # fails here, once, when the parameters cannot be found
+            niqe_fn = functools.partial(niqe, weights=key)
         except MetricWeightsError as exc:
             notes.append(f"NIQE skipped: {exc}")
     return Perceptual(lpips_fn, niqe_fn), notes

@@ -13,6 +13,7 @@ is done here the same way. Weights come from `srgan.metrics.weights` (the offici
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -132,7 +133,10 @@ def image_tensor(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img).astype(np.float32) / scale).permute(2, 0, 1)[None]
 
 
-_DEFAULT: dict[str | None, LPIPS] = {}
+@lru_cache(maxsize=4)
+def _shared_lpips(weights: str | None) -> LPIPS:
+    """One loaded network per weights folder for the array function, as niqe's parameters are."""
+    return load_lpips(weights)
 
 
 @torch.no_grad()
@@ -145,13 +149,7 @@ def lpips(sr: np.ndarray, hr: np.ndarray, *, shave: int = 0, weights: str | Path
     """
     if sr.shape != hr.shape:
         raise ValueError(f"LPIPS: image sizes differ, {sr.shape[1]}x{sr.shape[0]} vs {hr.shape[1]}x{hr.shape[0]}")
-    if isinstance(weights, LPIPS):
-        net = weights
-    else:
-        key = None if weights is None else str(weights)
-        if key not in _DEFAULT:
-            _DEFAULT[key] = load_lpips(weights)
-        net = _DEFAULT[key]
+    net = weights if isinstance(weights, LPIPS) else _shared_lpips(None if weights is None else str(weights))
     x, y = image_tensor(shave_border(sr, shave)), image_tensor(shave_border(hr, shave))
     device = next(net.parameters()).device
     return float(net(x.to(device), y.to(device))[0])
