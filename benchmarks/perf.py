@@ -52,10 +52,15 @@ import srgan
 from srgan.device import autocast, cpu_has_native_bf16, resolve_precision
 from srgan.inference.engine import tile_plan, upscale_array
 from srgan.inference.fastpath import InferenceGenerator, polyphase_weight
-from srgan.losses import VGGFeatures, discriminator_losses, generator_adversarial_loss
+from srgan.losses import (
+    VGGFeatures, artifact_loss, discriminator_losses, generator_adversarial_loss, ragan_discriminator_losses,
+    ragan_generator_loss,
+)
 from srgan.losses.perceptual import VGG_LAYERS, _build_features
 from srgan.metrics import psnr
-from srgan.models import Discriminator, DiscriminatorConfig, Generator
+from srgan.models import (
+    Discriminator, DiscriminatorConfig, Generator, UNetDiscriminator, UNetDiscriminatorConfig,
+)
 
 SECTIONS = ("matmul", "inference", "tail", "training", "memory")
 MODEL = "srresnet_x4"
@@ -98,11 +103,44 @@ def to_uint8(y: torch.Tensor) -> np.ndarray:
     return y[0].permute(1, 2, 0).float().clamp(0, 1).mul(255).round().to(torch.uint8).numpy()
 
 
+def classic_forward(gen: Generator, x: torch.Tensor) -> torch.Tensor:
+    """SRResNet as the paper draws it and BasicSR runs it: the 9x9 tail after the last shuffle.
+
+    `Generator.forward` computes the same sums polyphase (srresnet.polyphase_weight); baselines
+    use this form so that they stay what other code runs.
+    """
+    feat = gen.head(x)
+    feat = feat + gen.body_tail(gen.body(feat))
+    out = gen.tail(gen.upsample(feat))
+    return out if gen.training else out.clamp(0.0, 1.0)
+
+
+class Nov25Generator(Generator):
+    """The generator of the 2026-11-25 training loop: classic forward, PyTorch's own PReLU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        for module in list(self.modules()):
+            for name, child in module.named_children():
+                if isinstance(child, nn.PReLU):
+                    setattr(module, name, nn.PReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return classic_forward(self, x)
+
+
+class Nov25Discriminator(Discriminator):
+    """The discriminator of 2026-11-25: its dense layer under autocast (weights cast every call)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(self.features(x)))
+
+
 def plain_forward(model: Generator, image: np.ndarray) -> np.ndarray:
     """The baseline: fp32, NCHW, eager, the whole image in one forward, under torch.no_grad()."""
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255).contiguous()
     with torch.no_grad():
-        return to_uint8(model(x))
+        return to_uint8(classic_forward(model, x))
 
 
 def fmt_table(title: str, rows: list[dict], cols: list[tuple[str, str, str]]) -> str:
@@ -270,7 +308,7 @@ def bench_tail(model: Generator, n: int, rounds: int) -> list[dict]:
     fast = InferenceGenerator.from_generator(model)
     xcl = x.contiguous(memory_format=cl)
     fwd = {
-        "forward: Generator, NCHW fp32 (baseline)": lambda: model(x),
+        "forward: Generator, NCHW fp32 (baseline)": lambda: classic_forward(model, x),
         "forward: Generator, channels_last fp32": lambda: gen_cl(xcl),
         "forward: InferenceGenerator, channels_last fp32": lambda: fast(xcl),
         f"forward: Generator, NCHW {_name(dtype)}": lambda: _under(dtype, lambda: model(x)),
@@ -323,15 +361,25 @@ def random_vgg54() -> VGGFeatures:
     return VGGFeatures({f"features.{k}": v for k, v in feats.state_dict().items()}, "relu5_4")
 
 
-def training_step(phase: str, fast: bool, batch: int = 16, hr_size: int = 96) -> Callable[[], None]:
+TRAIN_VARIANTS = ("plain fp32 NCHW", "loop of 2026-11-25", "loop now")
+
+
+def training_step(phase: str, variant: str, batch: int = 16, hr_size: int = 96,
+                  discriminator: str = "paper") -> Callable[[], None]:
     """One optimiser step of src/srgan/training/loop.py's recipe (same ops, same order).
 
-    fast=True: channels_last + bf16 autocast (where native), as the loop runs; False: fp32 NCHW.
+    variant: "plain fp32 NCHW" (the 2026-11-25 step in fp32 NCHW: what other SRGAN code runs),
+    "loop of 2026-11-25" (channels_last + bf16 autocast where native; HR through VGG in the
+    same graph as SR, D's weight gradients also in G's backward, the classic generator and
+    discriminator above), "loop now" (today's loop: HR features without a graph, D frozen
+    for G's backward, the polyphase generator, the fp32 dense layer). discriminator "unet":
+    the long run's recipe (U-Net D, RaGAN, L1 and LDL terms against an EMA copy).
     """
     torch.manual_seed(0)
-    dtype = resolve_precision("auto", CPU) if fast else torch.float32
-    fmt = torch.channels_last if fast else torch.contiguous_format
-    gen = Generator().to(memory_format=fmt).train()
+    now = variant == "loop now"
+    dtype = torch.float32 if variant == "plain fp32 NCHW" else resolve_precision("auto", CPU)
+    fmt = torch.contiguous_format if variant == "plain fp32 NCHW" else torch.channels_last
+    gen = (Generator() if now else Nov25Generator()).to(memory_format=fmt).train()
     g_opt = torch.optim.Adam(gen.parameters(), lr=1e-4)
     lr_img = torch.rand(batch, 3, hr_size // 4, hr_size // 4).contiguous(memory_format=fmt)
     hr_img = torch.rand(batch, 3, hr_size, hr_size).contiguous(memory_format=fmt)
@@ -344,9 +392,16 @@ def training_step(phase: str, fast: bool, batch: int = 16, hr_size: int = 96) ->
             loss.backward()
             g_opt.step()
         return step
-    disc = Discriminator(DiscriminatorConfig(input_size=hr_size)).to(memory_format=fmt).train()
+    unet = discriminator == "unet"
+    if unet:
+        disc = UNetDiscriminator(UNetDiscriminatorConfig(channels=32))
+    else:
+        disc = (Discriminator if now else Nov25Discriminator)(DiscriminatorConfig(input_size=hr_size))
+    disc = disc.to(memory_format=fmt).train()
+    d_losses = ragan_discriminator_losses if unet else discriminator_losses
     d_opt = torch.optim.Adam(disc.parameters(), lr=1e-4)
     vgg = random_vgg54().to(memory_format=fmt)
+    ema = copy.deepcopy(gen).eval().requires_grad_(False)
 
     def step() -> None:
         with autocast(CPU, dtype):
@@ -354,29 +409,71 @@ def training_step(phase: str, fast: bool, batch: int = 16, hr_size: int = 96) ->
         d_opt.zero_grad(set_to_none=True)
         with autocast(CPU, dtype):
             real_logits, fake_logits = disc(hr_img).float(), disc(sr.detach()).float()
-        d_real, d_fake = discriminator_losses(real_logits, fake_logits)
+        d_real, d_fake = d_losses(real_logits, fake_logits)
         (d_real + d_fake).backward()
         d_opt.step()
         g_opt.zero_grad(set_to_none=True)
         with autocast(CPU, dtype):
-            fake_f, real_f = vgg(torch.cat([sr, hr_img.to(sr.dtype)])).float().chunk(2)
-        content = F.mse_loss(fake_f, real_f.detach())
+            if now:
+                with torch.no_grad():
+                    real_f = vgg(hr_img).float()
+                fake_f = vgg(sr).float()
+            else:
+                fake_f, real_f = vgg(torch.cat([sr, hr_img.to(sr.dtype)])).float().chunk(2)
+        g_loss = F.mse_loss(fake_f, real_f.detach())
+        if unet:
+            with torch.no_grad(), autocast(CPU, dtype):
+                ema_sr = ema(lr_img)
+            g_loss = g_loss + 1e-2 * F.l1_loss(sr.float(), hr_img) + artifact_loss(sr, hr_img, ema_sr)
+        disc.requires_grad_(not now)
         with autocast(CPU, dtype):
-            adv = generator_adversarial_loss(disc(sr).float())
-        (content + 1e-3 * adv).backward()
+            fake_g = disc(sr).float()
+            if unet:
+                with torch.no_grad():
+                    adv = ragan_generator_loss(disc(hr_img).float(), fake_g)
+            else:
+                adv = generator_adversarial_loss(fake_g)
+        (g_loss + 1e-3 * adv).backward()
         g_opt.step()
+        disc.requires_grad_(True)
+        if unet:
+            with torch.no_grad():
+                for e, p in zip(ema.parameters(), gen.parameters()):
+                    e.lerp_(p, 0.01)
     return step
 
 
-def bench_training(rounds: int) -> list[dict]:
+def step_flops(step: Callable[[], None]) -> float:
+    """FLOPs of one call of `step`, counted by torch's FlopCounterMode (convs and matmuls)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
+
+
+def bench_training(rounds: int, matmul: dict) -> list[dict]:
+    """Each phase's step in the three variants (and the long run's U-Net recipe, today's loop only).
+
+    GFLOP/s counts the FLOPs of each variant's own step, so the variants that skip work show
+    their saving in s/it, not in GFLOP/s; "% roof" is against the bf16 matmul rate.
+    """
     rows = []
-    for phase, label in (("srresnet", "phase 1: SRResNet, MSE"), ("srgan", "phase 2: SRGAN, VGG54 + adversarial")):
-        steps = {"plain fp32 NCHW": training_step(phase, fast=False), "loop recipe": training_step(phase, fast=True)}
+    roof = matmul.get("bf16") or matmul.get("fp32")
+    cases = [("srresnet", "phase 1: SRResNet, MSE", "paper", TRAIN_VARIANTS),
+             ("srgan", "phase 2: SRGAN, VGG54 + adversarial", "paper", TRAIN_VARIANTS),
+             ("srgan", "phase 2, long-run recipe (U-Net D, RaGAN, L1, LDL)", "unet", ("loop now",))]
+    for phase, label, disc, variants in cases:
+        steps = {v: training_step(phase, v, discriminator=disc) for v in variants}
+        flops = {v: step_flops(fn) for v, fn in steps.items()}
         times = best_times(steps, rounds)
-        base = times["plain fp32 NCHW"]
+        base = times.get("loop of 2026-11-25")
         for name, t in times.items():
-            rows.append({"phase": label, "variant": name, "sec_per_it": t, "it_per_s": 1 / t, "speedup": base / t})
-        print(fmt_table("training (partial)", rows[-2:], TRAIN_COLS), flush=True)
+            gf = flops[name] / t / 1e9
+            rows.append({"phase": label, "variant": name, "sec_per_it": t, "it_per_s": 1 / t,
+                         "speedup": base / t if base else None, "gflop": flops[name] / 1e9, "gflops": gf,
+                         "roof_pct": 100 * gf / roof if roof else None})
+        print(fmt_table("training (partial)", rows[-len(variants):], TRAIN_COLS), flush=True)
     return rows
 
 
@@ -443,7 +540,8 @@ INFER_COLS = [("size", "size", ""), ("variant", "variant", ""), ("precision", "p
 TAIL_COLS = [("what", "what", ""), ("seconds", "s", ".3f"), ("gflop_per_s", "GFLOP/s", ".0f"),
              ("speedup", "x first", ".2f"), ("psnr_db", "PSNR dB", ".1f")]
 TRAIN_COLS = [("phase", "phase", ""), ("variant", "variant", ""), ("sec_per_it", "s/it", ".3f"),
-              ("it_per_s", "it/s", ".3f"), ("speedup", "x plain", ".2f")]
+              ("it_per_s", "it/s", ".3f"), ("speedup", "x 11-25 loop", ".2f"), ("gflop", "GFLOP/step", ".0f"),
+              ("gflops", "GFLOP/s", ".0f"), ("roof_pct", "% roof", ".0f")]
 MEM_COLS = [("input", "input", ""), ("output", "output", ""), ("tiles", "tiles", "d"), ("tile", "tile", "d"),
             ("overlap_factor", "overlap", ".2f"), ("seconds", "s", ".1f"), ("s_per_lr_mp", "s/LR MP", ".1f"),
             ("s_per_processed_lr_mp", "s/processed MP", ".1f"), ("peak_rss_mb", "peak RSS MB", ".0f"),
@@ -485,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
         print(fmt_table(f"tail conv and forward ablations ({128 if args.quick else 256}^2 input)",
                         results["tail"], TAIL_COLS), flush=True)
     if "training" in args.sections:
-        results["training"] = bench_training(2 if args.quick else rounds)
+        results["training"] = bench_training(2 if args.quick else rounds, matmul or bench_matmul(rounds))
         print(fmt_table("training (batch 16, 96 px HR)", results["training"], TRAIN_COLS), flush=True)
     if "memory" in args.sections:
         sizes = ["500x375", "1000x750"] if args.quick else ["500x375", "1000x750", "2000x1500"]

@@ -100,9 +100,54 @@ def test_flop_count_matches_the_convolutions():
     for m in gen.modules():
         if isinstance(m, nn.Conv2d):
             m.register_forward_hook(count)
-    with torch.no_grad():
-        gen(torch.rand(1, 3, 5, 4))
+    with torch.no_grad():  # the paper's formulation, which flops_per_lr_pixel counts
+        feat = gen.head(torch.rand(1, 3, 5, 4))
+        gen.tail(gen.upsample(feat + gen.body_tail(gen.body(feat))))
     assert sum(total) == small.flops_per_lr_pixel * 20
+
+
+def _classic_forward(gen, x):
+    feat = gen.head(x)
+    out = gen.tail(gen.upsample(feat + gen.body_tail(gen.body(feat))))
+    return out if gen.training else out.clamp(0, 1)
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_generator_trains_the_paper_network_through_its_polyphase_tail(scale):
+    """Generator.forward (polyphase tail, own PReLU) = the paper's layers, outputs and gradients."""
+    gen = _randomized(GeneratorConfig(scale=scale, num_blocks=2, channels=8)).double().train()
+    x = torch.rand(2, 3, 7, 9, dtype=torch.float64)
+    target = torch.rand(2, 3, 7 * scale, 9 * scale, dtype=torch.float64)
+    grads = []
+    for forward in (gen.forward, lambda t: _classic_forward(gen, t)):
+        gen.zero_grad()
+        out = forward(x)
+        (out - target).square().mean().backward()
+        grads.append([out.detach()] + [p.grad.clone() for p in gen.parameters()])
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_fast_prelu_matches_pytorchs_in_bf16_channels_last():
+    from srgan.models.srresnet import PReLU
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 16, 12, 12).bfloat16().contiguous(memory_format=torch.channels_last)
+    g = torch.randn_like(x)
+    results = []
+    for native in (False, True):
+        act = PReLU()
+        with torch.no_grad():
+            act.weight.fill_(0.3)
+        xi = x.clone().requires_grad_()
+        (F.prelu(xi, act.weight.bfloat16()) if native else act(xi)).backward(g)
+        results.append((xi.grad.float(), act.weight.grad))
+    (gx, gw), (ref_gx, ref_gw) = results
+    # Within bf16 rounding of the exact gradient (the slope enters in fp32 here, in bf16 in PyTorch's).
+    exact_gx = torch.where(x.double() > 0, g.double(), 0.3 * g.double())
+    assert (gx.double() - exact_gx).abs().max() <= (ref_gx.double() - exact_gx).abs().max()
+    exact = (g.double() * x.double().clamp(max=0)).sum()
+    assert abs(float(gw) - float(exact)) <= abs(float(ref_gw) - float(exact)) + 1e-3 * abs(float(exact))
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])

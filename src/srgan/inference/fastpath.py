@@ -25,52 +25,14 @@ engine builds one per `upscale_array` call, which costs a few milliseconds).
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..models import Generator
+from ..models.srresnet import polyphase_weight
 from ..models.descriptor import SRModel
-
-
-def _phase_taps(k: int, r: int) -> tuple[torch.Tensor, int]:
-    """Index map of `polyphase_weight` along one axis, and the low-resolution padding P.
-
-    taps[a, a2, q] is the original kernel tap i that output phase `a` applies to input phase
-    `a2` at low-resolution offset q - P, or k (a zero tap) when no original tap lands there.
-    Output row r*Y + a reads input rows r*Y + a + i - p, i.e. low-res row Y + floor(t / r) and
-    phase t mod r for t = a + i - p, hence i = r * (q - P) + a2 - a + p.
-    """
-    p = k // 2
-    pad = math.ceil(p / r)
-    q = torch.arange(2 * pad + 1)
-    a = torch.arange(r)
-    i = r * (q[None, None, :] - pad) + a[None, :, None] - a[:, None, None] + p
-    return torch.where((i >= 0) & (i < k), i, k), pad
-
-
-def polyphase_weight(weight: torch.Tensor, bias: torch.Tensor | None, r: int) -> tuple[torch.Tensor, torch.Tensor | None, int]:
-    """Rewrite conv2d(pixel_shuffle(z, r), weight, bias, padding=k//2) to act on z itself.
-
-    weight: (O, C, k, k) with k odd (stride 1, zero 'same' padding, no groups or dilation).
-    Returns (weight', bias', P) with weight' of shape (O*r^2, C*r^2, 2P+1, 2P+1), P = ceil(k//2 / r),
-    such that pixel_shuffle(conv2d(z, weight', bias', padding=P), r) equals the original for any
-    z of shape (N, C*r^2, H, W) (the output is (N, O, rH, rW)). Zero padding maps exactly: the
-    full-resolution pixels outside the image are exactly the low-resolution padding's phases.
-    """
-    o, c, k, k2 = weight.shape
-    if k != k2 or k % 2 == 0:
-        raise ValueError(f"polyphase_weight needs a square, odd kernel, got {k}x{k2}")
-    taps, pad = _phase_taps(k, r)
-    taps = taps.to(weight.device)
-    padded = F.pad(weight, (0, 1, 0, 1))  # tap index k reads this zero row / column
-    # (O, C, a, a2, qy, b, b2, qx): rows indexed by (a, a2, qy), columns by (b, b2, qx).
-    w = padded[:, :, taps[:, :, :, None, None, None], taps[None, None, None, :, :, :]]
-    # Output channel o*r^2 + a*r + b, input channel c*r^2 + a2*r + b2: PixelShuffle's order.
-    w = w.permute(0, 2, 5, 1, 3, 6, 4, 7).reshape(o * r * r, c * r * r, 2 * pad + 1, 2 * pad + 1)
-    return w.contiguous(), None if bias is None else bias.repeat_interleave(r * r), pad
 
 
 def _prelu_inplace_slope(act: nn.PReLU) -> float | None:

@@ -59,4 +59,8 @@ class Discriminator(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.pool(self.features(x)))
+        feat = self.pool(self.features(x))
+        # The dense layer in fp32 even under autocast: casting its 18.9M weights to bf16 on every
+        # call costs more than the fp32 matmul on a batch of crops (measured 3x on the CPU).
+        with torch.autocast(x.device.type, enabled=False):
+            return self.classifier(feat.float())

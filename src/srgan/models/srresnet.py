@@ -11,6 +11,7 @@ import math
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -78,6 +79,79 @@ class GeneratorConfig:
         return 2 * macs
 
 
+class _SingleSlopePReLU(torch.autograd.Function):
+    """PReLU with one slope as leaky_relu plus a hand-written backward.
+
+    PyTorch's own PReLU backward on the CPU is slow for bf16 channels_last maps (it reduces the
+    slope gradient in bf16, element by element): measured 2x slower than this, which costs a
+    tenth of a training step (docs/performance.md). Same maths; the slope gradient is summed in fp32.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        ctx.slope = float(weight.detach())
+        ctx.save_for_backward(x)
+        ctx.weight_dtype = weight.dtype
+        return F.leaky_relu(x, ctx.slope)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        (x,) = ctx.saved_tensors
+        weight_dtype = ctx.weight_dtype
+        gx = torch.ops.aten.leaky_relu_backward(grad, x, ctx.slope, False) if ctx.needs_input_grad[0] else None
+        acc = torch.float32 if x.dtype in (torch.bfloat16, torch.float16) else x.dtype
+        gw = (grad * x.clamp(max=0)).sum(dtype=acc).reshape(1).to(weight_dtype) if ctx.needs_input_grad[1] else None
+        return gx, gw
+
+
+class PReLU(nn.PReLU):
+    """nn.PReLU (same parameter, same state dict) whose CPU training path is `_SingleSlopePReLU`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (x.device.type == "cpu" and self.weight.numel() == 1 and torch.is_grad_enabled()
+                and not torch.jit.is_tracing() and not torch.compiler.is_compiling()):
+            return _SingleSlopePReLU.apply(x, self.weight)
+        return super().forward(x)
+
+
+def _phase_taps(k: int, r: int) -> tuple[torch.Tensor, int]:
+    """Index map of `polyphase_weight` along one axis, and the low-resolution padding P.
+
+    taps[a, a2, q] is the original kernel tap i that output phase `a` applies to input phase
+    `a2` at low-resolution offset q - P, or k (a zero tap) when no original tap lands there.
+    Output row r*Y + a reads input rows r*Y + a + i - p, i.e. low-res row Y + floor(t / r) and
+    phase t mod r for t = a + i - p, hence i = r * (q - P) + a2 - a + p.
+    """
+    p = k // 2
+    pad = math.ceil(p / r)
+    q = torch.arange(2 * pad + 1)
+    a = torch.arange(r)
+    i = r * (q[None, None, :] - pad) + a[None, :, None] - a[:, None, None] + p
+    return torch.where((i >= 0) & (i < k), i, k), pad
+
+
+def polyphase_weight(weight: torch.Tensor, bias: torch.Tensor | None, r: int) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    """Rewrite conv2d(pixel_shuffle(z, r), weight, bias, padding=k//2) to act on z itself.
+
+    weight: (O, C, k, k) with k odd (stride 1, zero 'same' padding, no groups or dilation).
+    Returns (weight', bias', P) with weight' of shape (O*r^2, C*r^2, 2P+1, 2P+1), P = ceil(k//2 / r),
+    such that pixel_shuffle(conv2d(z, weight', bias', padding=P), r) equals the original for any
+    z of shape (N, C*r^2, H, W) (the output is (N, O, rH, rW)). Zero padding maps exactly: the
+    full-resolution pixels outside the image are exactly the low-resolution padding's phases.
+    """
+    o, c, k, k2 = weight.shape
+    if k != k2 or k % 2 == 0:
+        raise ValueError(f"polyphase_weight needs a square, odd kernel, got {k}x{k2}")
+    taps, pad = _phase_taps(k, r)
+    taps = taps.to(weight.device)
+    padded = F.pad(weight, (0, 1, 0, 1))  # tap index k reads this zero row / column
+    # (O, C, a, a2, qy, b, b2, qx): rows indexed by (a, a2, qy), columns by (b, b2, qx).
+    w = padded[:, :, taps[:, :, :, None, None, None], taps[None, None, None, :, :, :]]
+    # Output channel o*r^2 + a*r + b, input channel c*r^2 + a2*r + b2: PixelShuffle's order.
+    w = w.permute(0, 2, 5, 1, 3, 6, 4, 7).reshape(o * r * r, c * r * r, 2 * pad + 1, 2 * pad + 1)
+    return w.contiguous(), None if bias is None else bias.repeat_interleave(r * r), pad
+
+
 class ResidualBlock(nn.Module):
     """conv3x3 - BN - PReLU - conv3x3 - BN, plus the identity. Shape-preserving (N, C, H, W)."""
 
@@ -85,7 +159,7 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
         self.bn1 = nn.BatchNorm2d(channels)
-        self.act = nn.PReLU()
+        self.act = PReLU()
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
         self.bn2 = nn.BatchNorm2d(channels)
 
@@ -100,7 +174,7 @@ class Upsample2x(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels * 4, 3, padding=1)
         self.shuffle = nn.PixelShuffle(2)
-        self.act = nn.PReLU()
+        self.act = PReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.shuffle(self.conv(x)))
@@ -118,7 +192,7 @@ class Generator(nn.Module):
         c = config.channels
         self.config = config
         self.scale = config.scale
-        self.head = nn.Sequential(nn.Conv2d(config.in_channels, c, 9, padding=4), nn.PReLU())
+        self.head = nn.Sequential(nn.Conv2d(config.in_channels, c, 9, padding=4), PReLU())
         self.body = nn.Sequential(*(ResidualBlock(c) for _ in range(config.num_blocks)))
         self.body_tail = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c))
         self.upsample = nn.Sequential(*(Upsample2x(c) for _ in range(int(math.log2(config.scale)))))
@@ -127,5 +201,17 @@ class Generator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feat = self.head(x)
         feat = feat + self.body_tail(self.body(feat))
-        out = self.tail(self.upsample(feat))
+        for up in self.upsample[:-1]:
+            feat = up(feat)
+        # The last upsampler and the tail, polyphase (see `polyphase_weight`): the same sums as
+        # tail(shuffle(prelu(conv(feat)))), but the 9x9 C -> 3 conv at full resolution, which
+        # oneDNN runs at a third of its rate (and its backward worse), becomes a 5x5 4C -> 12
+        # conv before the shuffle, and the C-channel full-resolution map is never built.
+        # The PReLU moves before the shuffle: pre-shuffle channel c*r^2 + j is output channel c.
+        last = self.upsample[-1]
+        r = last.shuffle.upscale_factor
+        z = last.conv(feat)
+        z = last.act(z) if last.act.weight.numel() == 1 else F.prelu(z, last.act.weight.repeat_interleave(r * r))
+        weight, bias, pad = polyphase_weight(self.tail.weight, self.tail.bias, r)
+        out = F.pixel_shuffle(F.conv2d(z, weight, bias, padding=pad), r)
         return out if self.training else out.clamp(0.0, 1.0)

@@ -18,6 +18,7 @@ SCHEDULES = ("constant", "step", "cosine")
 DISCRIMINATORS = ("paper", "unet")
 GAN_LOSSES = ("vanilla", "ragan")
 DEGRADATIONS = ("bicubic", "realesrgan")
+MOMENT_PRECISIONS = ("fp32", "bf16")
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -65,6 +66,10 @@ class TrainConfig:
     log_every: int = 20
     val_every: int = 500
     save_every: int = 250
+    # Adam's moments as stored in checkpoints: fp32 (a resumed run is bit-identical to one that
+    # never stopped) or bf16 (a third smaller; each resume rounds the moments once, relative
+    # error 2^-9, the weights themselves stay fp32). bf16 suits resume files kept in git.
+    checkpoint_moments: str = "fp32"
     ema_decay: float = 0.0  # > 0 keeps an exponential moving average of G (e.g. 0.999), used for eval/export
     sync_bn: bool = False  # SyncBatchNorm across DDP ranks
     workers: int = 0  # DataLoader worker processes (crops are cheap; 0 suits CPUs)
@@ -99,6 +104,8 @@ class TrainConfig:
         need(self.pixel_weight >= 0, f"pixel_weight must be >= 0, got {self.pixel_weight}")
         need(self.ldl_weight >= 0, f"ldl_weight must be >= 0, got {self.ldl_weight}")
         need(not self.ldl_weight or self.ema_decay > 0, "ldl_weight needs ema_decay > 0 (the artifact map compares with the EMA model)")
+        need(self.checkpoint_moments in MOMENT_PRECISIONS,
+             f"checkpoint_moments must be one of {MOMENT_PRECISIONS}, got {self.checkpoint_moments!r}")
         need(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
         need(not self.train_lr_dirs or len(self.train_lr_dirs) == len(self.train_dirs),
              "give one LR folder per HR training folder")

@@ -237,9 +237,9 @@ def train(cfg: TrainConfig) -> Path:
         if not main:
             return
         state = {"step": step, "best": best, "config": cfg.to_dict(), "rng": torch.get_rng_state(),
-                 "generator": gen.state_dict(), "g_opt": g_opt.state_dict(), "scaler": scaler.state_dict()}
+                 "generator": gen.state_dict(), "g_opt": _optimizer_state(g_opt, cfg), "scaler": scaler.state_dict()}
         if disc is not None:
-            state |= {"discriminator": disc.state_dict(), "d_opt": d_opt.state_dict()}
+            state |= {"discriminator": disc.state_dict(), "d_opt": _optimizer_state(d_opt, cfg)}
         if ema is not None:
             state["ema"] = ema.state_dict()
         save_checkpoint(run_dir, state)
@@ -325,13 +325,17 @@ def train(cfg: TrainConfig) -> Path:
                 artifacts = artifact_loss(sr, hr_img, ema_sr)
                 g_loss = g_loss + cfg.ldl_weight * artifacts
                 losses["ldl_loss"] = artifacts.detach()
-            if d_model is not None:
+            if disc is not None:
+                # D frozen: G needs gradients through D, not D's own, which the next D step would
+                # discard anyway; skipping them saves a third of D's backward. The bare module, not
+                # the DDP wrapper: this backward must not all-reduce D's (absent) gradients.
+                disc.requires_grad_(False)
                 with autocast(device, dtype):
-                    fake_g = d_model(sr).float()
+                    fake_g = disc(sr).float()
                     if cfg.gan_loss == "ragan":
                         # D(HR) after D's update, as a constant: the relativistic term's reference.
                         with torch.no_grad():
-                            real_g = d_model(hr_img).float()
+                            real_g = disc(hr_img).float()
                         adv = ragan_generator_loss(real_g, fake_g)
                     else:
                         adv = generator_adversarial_loss(fake_g)
@@ -341,6 +345,8 @@ def train(cfg: TrainConfig) -> Path:
             scaler.scale(g_loss).backward()
             scaler.step(g_opt)
             scaler.update()
+            if disc is not None:
+                disc.requires_grad_(True)
             if ema is not None:
                 with torch.no_grad():
                     for e, p in ema_pairs:
@@ -413,6 +419,19 @@ def train(cfg: TrainConfig) -> Path:
         if world > 1:
             dist.destroy_process_group()
     return run_dir / "generator.safetensors"
+
+
+def _optimizer_state(opt: torch.optim.Optimizer, cfg: TrainConfig) -> dict:
+    """opt.state_dict(), its moment tensors in bf16 when cfg.checkpoint_moments says so.
+
+    Loading needs nothing special: Optimizer.load_state_dict casts state back to the parameters' dtype.
+    """
+    state = opt.state_dict()
+    if cfg.checkpoint_moments == "fp32":
+        return state
+    cast = {k: {n: (v.to(torch.bfloat16) if torch.is_tensor(v) and v.dim() > 0 and v.is_floating_point() else v)
+                for n, v in per_param.items()} for k, per_param in state["state"].items()}
+    return {**state, "state": cast}
 
 
 def _tensorboard(run_dir: Path):
