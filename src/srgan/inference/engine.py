@@ -5,8 +5,9 @@ is only ever held as uint8/uint16 (3 bytes per output pixel in 8-bit RGB), never
 Everything model-specific (scale, channels, size multiple, exact overlap, precisions, memory per
 pixel, the forward itself) comes from the `SRModel` descriptor, whatever produced it.
 
-Speed (measured numbers and what did not help: docs/performance.md): SRResNet runs as
-`fastpath.InferenceGenerator` (the 9x9 tail rewritten polyphase, exactly), in
+Speed (measured numbers and what did not help: docs/performance.md): on the CPU, SRResNet
+streams bands of rows through every layer (`streaming.py`: in cache, no tile overlap, bounded
+memory). Tiled, it runs as `fastpath.InferenceGenerator` (the 9x9 tail rewritten polyphase, exactly), in
 channels_last, under bf16 autocast on CPUs with native bf16 and fp16 autocast on GPUs. On CUDA,
 tiles are staged in pinned host memory and copied both ways with non_blocking transfers, and a
 batch's result is written into the output while the next batch computes.
@@ -186,8 +187,9 @@ def upscale_array(
 ) -> np.ndarray:
     """Super-resolve an (H, W, 3) uint8 or uint16 RGB array to (sH, sW, 3) of the same dtype.
 
-    tile: LR tile core size in pixels; 0 = automatic from free memory (the whole image when it
-        needs no more memory than one padded tile).
+    tile: LR tile core size in pixels; 0 = automatic: models that stream (SRResNet on the CPU)
+        run in bands of rows with nothing recomputed; others in tiles sized from free memory
+        (the whole image when it needs no more memory than one padded tile).
     tile_pad: overlap in LR pixels; default = the model's receptive radius (seamless).
     precision: auto | fp32 | bf16 | fp16 (see srgan.device.resolve_precision).
     batch_size: tiles per forward pass; default 1 on CPU (measured no gain), 4 on GPUs.
@@ -208,12 +210,20 @@ def upscale_array(
     dtype = inference_dtype(model, precision)
     scale = model.scale
     h, w = image.shape[:2]
+    out = np.empty((h * scale, w * scale, 3), dtype=image.dtype)
+    if model.stream is not None and device.type == "cpu" and tile == 0 and tile_pad is None:
+        # Row streaming (inference/streaming.py): the whole-image result, in cache, nothing recomputed.
+        bar = tqdm(total=h * scale, desc="rows", unit="row", leave=False, disable=not progress)
+        for y0, x0, x1, rows in model.stream(image, dtype):
+            out[y0 : y0 + rows.shape[0], x0:x1] = rows
+            bar.update(rows.shape[0] * (x1 - x0) / (w * scale))
+        bar.close()
+        return out
     tiles = tile_plan(model, h, w, tile, tile_pad, dtype, device)
     if batch_size is None:
         batch_size = 1 if device.type == "cpu" else 4
     maxval = float(np.iinfo(image.dtype).max)
     stage = _stage_dtype(image.dtype)
-    out = np.empty((h * scale, w * scale, 3), dtype=image.dtype)
     bar = tqdm(total=len(tiles), desc="tiles", unit="tile", leave=False, disable=not progress or len(tiles) < 4)
     # Results whose device-to-host copy is in flight (CUDA only; on CPU they are written at once).
     pending: deque[tuple[list[Tile], torch.Tensor, torch.cuda.Event | None]] = deque()

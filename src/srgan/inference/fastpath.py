@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,6 +34,7 @@ from torch import nn
 from ..models import Generator
 from ..models.srresnet import polyphase_weight
 from ..models.descriptor import SRModel
+from .streaming import stream_rows
 
 
 def _prelu_inplace_slope(act: nn.PReLU) -> float | None:
@@ -120,12 +122,18 @@ def srresnet_model(gen: Generator, name: str = "", source: str = "") -> SRModel:
         gen.eval()
         return InferenceGenerator.from_generator(gen) if InferenceGenerator.supports(gen) else gen
 
+    def stream(image: np.ndarray, dtype: torch.dtype):
+        gen.eval()
+        return stream_rows(gen, image, dtype)
+
+    streams = InferenceGenerator.supports(gen) and cfg.in_channels == cfg.out_channels == 3
+
     return SRModel(
         name=name or getattr(gen, "source", "") or "srresnet", arch="SRResNet", scale=cfg.scale,
         in_channels=cfg.in_channels, out_channels=cfg.out_channels, tile_overlap=cfg.receptive_radius,
         activation_elems=_ACTIVATION_FACTOR * cfg.channels * cfg.scale**2,
         device=next(gen.parameters()).device, build=build, precisions=frozenset({"fp32", "bf16", "fp16"}),
-        module=gen, source=source or getattr(gen, "source", ""),
+        module=gen, source=source or getattr(gen, "source", ""), stream=stream if streams else None,
     )
 
 
