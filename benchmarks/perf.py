@@ -51,7 +51,9 @@ from torch import nn
 import srgan
 from srgan.device import autocast, cpu_has_native_bf16, resolve_precision
 from srgan.inference.engine import tile_plan, upscale_array
-from srgan.inference.fastpath import InferenceGenerator, polyphase_weight
+from srgan.inference.fastpath import InferenceGenerator
+from srgan.inference.streaming import _strips
+from srgan.models.srresnet import polyphase_weight
 from srgan.losses import (
     VGGFeatures, artifact_loss, discriminator_losses, generator_adversarial_loss, ragan_discriminator_losses,
     ragan_generator_loss,
@@ -162,7 +164,8 @@ def markdown_tables(results: dict) -> str:
     if results.get("matmul_gflop_per_s"):
         mm = results["matmul_gflop_per_s"]
         out.append(f"\nMatmul 4096^2: fp32 {mm['fp32']:.0f} GFLOP/s, bf16 "
-                   + (f"{mm['bf16']:.0f} GFLOP/s." if mm.get("bf16") else "not native."))
+                   + (f"{mm['bf16']:.0f} GFLOP/s; bf16 conv 3x3 64->64 on 256^2: {mm['conv256']:.0f} GFLOP/s"
+                      if mm.get("bf16") else "not native") + f"; roof {mm.get('roof', 0):.0f} GFLOP/s.")
     for key, title, cols in (("inference", "Inference", INFER_COLS), ("tail", "Tail conv and forward ablations", TAIL_COLS),
                              ("training", "Training (batch 16, 96 px HR)", TRAIN_COLS),
                              ("memory", "Memory and scaling (default tile, child processes)", MEM_COLS)):
@@ -184,8 +187,13 @@ def machine() -> dict:
         cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
         cpuinfo = ""
-    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
-               platform.processor())
+    def field(name: str) -> str:
+        return next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                     if line.split(":")[0].strip() == name), "")
+
+    cpu = field("model name") or platform.processor()
+    if field("cpu family"):  # e.g. AMD family 25 = Zen 3/4, 26 = Zen 5; Intel 6
+        cpu += f" (family {field('cpu family')}, model {field('model')})"
     return {
         "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "avx512": "avx512f" in cpuinfo, "avx512_bf16": "avx512_bf16" in cpuinfo, "amx": "amx_bf16" in cpuinfo,
@@ -195,6 +203,11 @@ def machine() -> dict:
 
 
 def bench_matmul(rounds: int, n: int = 4096) -> dict:
+    """fp32/bf16 n^2 matmul GFLOP/s, a bf16 3x3 64->64 conv on a 256^2 map, and the roof.
+
+    roof = the higher of the bf16 matmul and that conv (fp32 matmul without native bf16): the
+    rate the targets of docs/performance.md are fractions of.
+    """
     out = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         if dtype == torch.bfloat16 and not cpu_has_native_bf16():
@@ -203,6 +216,14 @@ def bench_matmul(rounds: int, n: int = 4096) -> dict:
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
         t = best_times({name: lambda: a @ b}, rounds)[name]
         out[name] = 2 * n**3 / t / 1e9
+    out["conv256"] = None
+    if out["bf16"]:
+        x = torch.randn(1, 64, 256, 256).bfloat16().contiguous(memory_format=torch.channels_last)
+        w = torch.randn(64, 64, 3, 3).bfloat16().contiguous(memory_format=torch.channels_last)
+        with torch.no_grad():
+            t = best_times({"conv": lambda: F.conv2d(x, w, padding=1)}, rounds)["conv"]
+        out["conv256"] = 2 * 9 * 64 * 64 * 256 * 256 / t / 1e9
+    out["roof"] = max(v for v in (out["bf16"], out["conv256"], out["fp32"]) if v)
     return out
 
 
@@ -214,8 +235,8 @@ def bench_inference(model: Generator, sizes: list[int], rounds: int, matmul: dic
     for n in sizes:
         img = photo(n, n)
         variants: dict[str, tuple[str, int]] = {
-            "engine auto-precision, whole image": ("auto", max(n, 1)),
-            "engine auto-precision, default tile": ("auto", 0),
+            "engine auto-precision, default (row streaming)": ("auto", 0),
+            "engine auto-precision, whole image in one tile": ("auto", max(n, 1)),
             "engine auto-precision, tile 96": ("auto", 96),
             "engine fp32, whole image": ("fp32", max(n, 1)),
         }
@@ -228,7 +249,7 @@ def bench_inference(model: Generator, sizes: list[int], rounds: int, matmul: dic
         for name, t in times.items():
             prec = variants.get(name, ("fp32", 0))[0]
             dtype = auto if prec == "auto" else torch.float32
-            peak = matmul.get("bf16" if dtype == torch.bfloat16 else "fp32")
+            peak = matmul.get("roof") if dtype == torch.bfloat16 else matmul.get("fp32")
             gflops = flops_px * n * n / t / 1e9
             rows.append({
                 "size": f"{n}x{n}", "variant": name, "precision": str(dtype).removeprefix("torch."),
@@ -505,16 +526,21 @@ def child_upscale(size: str, threads: int | None) -> None:
     out = upscale_array(model, img)
     seconds = time.perf_counter() - t0
     dtype = resolve_precision("auto", CPU)
-    tiles = tile_plan(model, h, w, 0, None, dtype, CPU)
-    processed = sum((t.py1 - t.py0) * (t.px1 - t.px0) for t in tiles)  # LR px the network ran on
+    if model.stream is not None:  # the default CPU path: row streaming, in vertical strips if wide
+        spans = [(0, h, px0, px1) for _, _, px0, px1 in _strips(w, model.tile_overlap)]
+    else:
+        spans = [(t.py0, t.py1, t.px0, t.px1) for t in tile_plan(model, h, w, 0, None, dtype, CPU)]
+    processed = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in spans)  # LR px the network ran on
     json.dump({"input": size, "output": f"{out.shape[1]}x{out.shape[0]}", "seconds": seconds,
+               "path": "stream" if model.stream is not None else "tiles",
                "peak_rss_mb": peak_rss_kb() / 1024,
-               "rss_before_mb": rss_before / 1024, "tiles": len(tiles),
-               "tile": max(t.y1 - t.y0 for t in tiles), "overlap_factor": processed / (w * h),
-               "s_per_processed_lr_mp": seconds / (processed / 1e6)}, sys.stdout)
+               "rss_before_mb": rss_before / 1024, "tiles": len(spans),
+               "tile": max(max(y1 - y0, x1 - x0) for y0, y1, x0, x1 in spans), "overlap_factor": processed / (w * h),
+               "s_per_processed_lr_mp": seconds / (processed / 1e6),
+               "gflop_per_s": model.module.config.flops_per_lr_pixel * w * h / seconds / 1e9}, sys.stdout)
 
 
-def bench_memory(sizes: list[str], threads: int | None, timeout: float) -> list[dict]:
+def bench_memory(sizes: list[str], threads: int | None, timeout: float, roof: float | None) -> list[dict]:
     rows = []
     for size in sizes:
         cmd = [sys.executable, __file__, "--child-upscale", size] + (["--threads", str(threads)] if threads else [])
@@ -529,22 +555,24 @@ def bench_memory(sizes: list[str], threads: int | None, timeout: float) -> list[
         row = json.loads(done.stdout)
         w, h = (int(v) for v in size.split("x"))
         row["s_per_lr_mp"] = row["seconds"] / (w * h / 1e6)
+        row["pct_roof"] = 100 * row["gflop_per_s"] / roof if roof else None
         rows.append(row)
         print(fmt_table("memory (partial)", rows[-1:], MEM_COLS), flush=True)
     return rows
 
 
 INFER_COLS = [("size", "size", ""), ("variant", "variant", ""), ("precision", "prec", ""), ("seconds", "s", ".3f"),
-              ("mp_per_s", "out MP/s", ".2f"), ("gflop_per_s", "GFLOP/s", ".0f"), ("pct_matmul", "% matmul", ".0f"),
+              ("mp_per_s", "out MP/s", ".2f"), ("gflop_per_s", "GFLOP/s", ".0f"), ("pct_matmul", "% roof", ".0f"),
               ("speedup", "x baseline", ".2f"), ("psnr_db", "PSNR dB", ".1f"), ("max_abs_diff", "max diff", "d")]
 TAIL_COLS = [("what", "what", ""), ("seconds", "s", ".3f"), ("gflop_per_s", "GFLOP/s", ".0f"),
              ("speedup", "x first", ".2f"), ("psnr_db", "PSNR dB", ".1f")]
 TRAIN_COLS = [("phase", "phase", ""), ("variant", "variant", ""), ("sec_per_it", "s/it", ".3f"),
               ("it_per_s", "it/s", ".3f"), ("speedup", "x 11-25 loop", ".2f"), ("gflop", "GFLOP/step", ".0f"),
               ("gflops", "GFLOP/s", ".0f"), ("roof_pct", "% roof", ".0f")]
-MEM_COLS = [("input", "input", ""), ("output", "output", ""), ("tiles", "tiles", "d"), ("tile", "tile", "d"),
+MEM_COLS = [("input", "input", ""), ("output", "output", ""), ("path", "path", ""), ("tiles", "tiles/strips", "d"), ("tile", "tile", "d"),
             ("overlap_factor", "overlap", ".2f"), ("seconds", "s", ".1f"), ("s_per_lr_mp", "s/LR MP", ".1f"),
-            ("s_per_processed_lr_mp", "s/processed MP", ".1f"), ("peak_rss_mb", "peak RSS MB", ".0f"),
+            ("s_per_processed_lr_mp", "s/processed MP", ".1f"), ("gflop_per_s", "GFLOP/s", ".0f"),
+            ("pct_roof", "% roof", ".0f"), ("peak_rss_mb", "peak RSS MB", ".0f"),
             ("note", "note", "")]
 
 
@@ -573,7 +601,8 @@ def main(argv: list[str] | None = None) -> int:
     if "matmul" in args.sections:
         matmul = results["matmul_gflop_per_s"] = bench_matmul(rounds)
         print(f"\n## matmul 4096^2: fp32 {matmul['fp32']:.0f} GFLOP/s, bf16 "
-              + (f"{matmul['bf16']:.0f} GFLOP/s" if matmul["bf16"] else "not native"), flush=True)
+              + (f"{matmul['bf16']:.0f} GFLOP/s, conv 3x3 64->64 on 256^2 bf16 {matmul['conv256']:.0f} GFLOP/s"
+                 if matmul["bf16"] else "not native") + f"; roof {matmul['roof']:.0f} GFLOP/s", flush=True)
     if "inference" in args.sections:
         sizes = [128, 256] if args.quick else [128, 256, 512]
         results["inference"] = bench_inference(model, sizes, rounds, matmul)
@@ -589,7 +618,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes = ["500x375", "1000x750"] if args.quick else ["500x375", "1000x750", "2000x1500"]
         if args.large:
             sizes.append("4000x3000")
-        results["memory"] = bench_memory(sizes, args.threads, timeout=7200 if args.large else 1800)
+        results["memory"] = bench_memory(sizes, args.threads, timeout=7200 if args.large else 1800,
+                                         roof=(matmul or bench_matmul(rounds))["roof"])
         print(fmt_table("memory and scaling (child processes, default tile)", results["memory"], MEM_COLS), flush=True)
     results["machine"]["loadavg_end"] = os.getloadavg()
     if args.json:

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+import srgan.inference.engine as engine
 import srgan.inference.streaming as streaming
 from srgan.inference.engine import upscale_array
 from srgan.inference.fastpath import srresnet_model
@@ -25,6 +26,8 @@ def _whole(gen, image, precision="fp32"):
 @pytest.mark.parametrize("band", [64, 200, 10**6])
 def test_streaming_equals_one_whole_image_forward(scale, h, w, band, monkeypatch):
     monkeypatch.setattr(streaming, "BAND_PIXELS", band)
+    monkeypatch.setattr(streaming, "MIN_BAND", 1)
+    monkeypatch.setattr(engine, "STREAM_MIN_PIXELS", 0)
     gen = _randomized(GeneratorConfig(scale=scale, num_blocks=2, channels=8))
     image = np.random.default_rng(h * w).integers(0, 256, (h, w, 3), dtype=np.uint8)
     out = upscale_array(gen, image, precision="fp32")  # the default path streams
@@ -34,6 +37,7 @@ def test_streaming_equals_one_whole_image_forward(scale, h, w, band, monkeypatch
 
 def test_wide_images_stream_in_overlapping_strips_without_seams(monkeypatch):
     monkeypatch.setattr(streaming, "MAX_STRIP", 100)
+    monkeypatch.setattr(engine, "STREAM_MIN_PIXELS", 0)
     gen = _randomized(GeneratorConfig(num_blocks=2, channels=8))
     image = np.random.default_rng(1).integers(0, 256, (30, 250, 3), dtype=np.uint8)
     assert len(streaming._strips(250, gen.config.receptive_radius)) > 2
@@ -41,7 +45,8 @@ def test_wide_images_stream_in_overlapping_strips_without_seams(monkeypatch):
     assert np.abs(out.astype(int) - _whole(gen, image)).max() <= 1  # float rounding of other widths
 
 
-def test_streaming_bf16_stays_within_50_db_of_fp32_and_handles_16_bit(photo):
+def test_streaming_bf16_stays_within_50_db_of_fp32_and_handles_16_bit(photo, monkeypatch):
+    monkeypatch.setattr(engine, "STREAM_MIN_PIXELS", 0)
     gen = _randomized(GeneratorConfig(num_blocks=4, channels=16))
     image16 = photo[:40, :48].astype(np.uint16) * 257
     fp32 = _whole(gen, image16)
@@ -50,7 +55,8 @@ def test_streaming_bf16_stays_within_50_db_of_fp32_and_handles_16_bit(photo):
     assert psnr(bf16, fp32, data_range=65535) >= 50
 
 
-def test_per_channel_prelu_after_the_last_shuffle_streams_exactly():
+def test_per_channel_prelu_after_the_last_shuffle_streams_exactly(monkeypatch):
+    monkeypatch.setattr(engine, "STREAM_MIN_PIXELS", 0)
     gen = _randomized(GeneratorConfig(num_blocks=1, channels=8))
     gen.upsample[-1].act = nn.PReLU(8)
     with torch.no_grad():
@@ -59,12 +65,15 @@ def test_per_channel_prelu_after_the_last_shuffle_streams_exactly():
     assert np.abs(upscale_array(gen, image, precision="fp32").astype(int) - _whole(gen, image)).max() == 0
 
 
-def test_explicit_tiles_still_tile():
+def test_small_images_and_explicit_tiles_do_not_stream(monkeypatch):
     gen = _randomized(GeneratorConfig(num_blocks=1, channels=8))
     image = np.random.default_rng(3).integers(0, 256, (20, 20, 3), dtype=np.uint8)
     calls = []
     descriptor = srresnet_model(gen)
     object.__setattr__(descriptor, "stream", lambda *a: calls.append(a) or iter(()))
+    upscale_array(descriptor, image, precision="fp32")  # 20x20 is under STREAM_MIN_PIXELS
+    assert not calls
+    monkeypatch.setattr(engine, "STREAM_MIN_PIXELS", 0)
     upscale_array(descriptor, image, tile=8, precision="fp32")
     assert not calls
     upscale_array(descriptor, image, precision="fp32")

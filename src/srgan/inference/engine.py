@@ -30,6 +30,7 @@ from ..device import autocast, available_memory, resolve_precision
 from ..models import Generator
 from ..models.descriptor import PRECISION_NAMES, SRModel
 from .fastpath import as_sr_model
+from .streaming import STREAM_MIN_PIXELS
 from .tiling import Tile, plan_tiles
 
 log = logging.getLogger(__name__)
@@ -187,9 +188,9 @@ def upscale_array(
 ) -> np.ndarray:
     """Super-resolve an (H, W, 3) uint8 or uint16 RGB array to (sH, sW, 3) of the same dtype.
 
-    tile: LR tile core size in pixels; 0 = automatic: models that stream (SRResNet on the CPU)
-        run in bands of rows with nothing recomputed; others in tiles sized from free memory
-        (the whole image when it needs no more memory than one padded tile).
+    tile: LR tile core size in pixels; 0 = automatic: images over STREAM_MIN_PIXELS on models
+        that stream (SRResNet on the CPU) run in bands of rows with nothing recomputed; others
+        in tiles sized from free memory (the whole image when it fits in one padded tile).
     tile_pad: overlap in LR pixels; default = the model's receptive radius (seamless).
     precision: auto | fp32 | bf16 | fp16 (see srgan.device.resolve_precision).
     batch_size: tiles per forward pass; default 1 on CPU (measured no gain), 4 on GPUs.
@@ -211,7 +212,8 @@ def upscale_array(
     scale = model.scale
     h, w = image.shape[:2]
     out = np.empty((h * scale, w * scale, 3), dtype=image.dtype)
-    if model.stream is not None and device.type == "cpu" and tile == 0 and tile_pad is None:
+    if (model.stream is not None and device.type == "cpu" and tile == 0 and tile_pad is None
+            and h * w > STREAM_MIN_PIXELS):
         # Row streaming (inference/streaming.py): the whole-image result, in cache, nothing recomputed.
         bar = tqdm(total=h * scale, desc="rows", unit="row", leave=False, disable=not progress)
         for y0, x0, x1, rows in model.stream(image, dtype):
