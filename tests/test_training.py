@@ -156,7 +156,8 @@ def test_lr_schedule_is_a_pure_function_of_the_step():
 
 
 @pytest.mark.parametrize("bad, match", [({"phase": "x"}, "phase"), ({"patch_size": 30}, "patch_size"),
-                                        ({"content_loss": "vgg54"}, "pixel loss"), ({"nope": 1}, "unknown")])
+                                        ({"content_loss": "vgg54"}, "pixel loss"), ({"nope": 1}, "unknown"),
+                                        ({"checkpoint_moments": "fp16"}, "checkpoint_moments")])
 def test_config_validation(bad, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig.from_dict(bad)
@@ -315,3 +316,29 @@ def test_resume_needs_only_the_run_folder(folders, tmp_path):
     assert main(["train", "--out", str(out), "--resume", "--iterations", "5"]) == 0
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 5
     assert json.loads((out / "config.json").read_text())["num_blocks"] == 1
+
+
+def test_bf16_moments_make_a_smaller_checkpoint_that_resumes_close_to_an_uninterrupted_run(
+        folders, tmp_path, monkeypatch):
+    """--checkpoint-moments bf16: the resume file kept in git; weights stay fp32, Adam's moments
+    are rounded once per resume, so the resumed run is close to (not equal to) the whole run."""
+    gan = ["--phase", "srgan", "--content-loss", "mse", "--discriminator", "unet", "--d-channels", "8",
+           "--ema-decay", "0.9", "--iterations", "4"]
+    assert train(folders, tmp_path / "fp32", *gan) == 0
+    assert train(folders, tmp_path / "a", *gan, "--checkpoint-moments", "bf16") == 0
+    full = torch.load(tmp_path / "fp32" / "checkpoint.pt", weights_only=True)
+    small = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    moments = [v for s in small["g_opt"]["state"].values() for k, v in s.items() if k.startswith("exp_avg")]
+    assert moments and all(v.dtype == torch.bfloat16 for v in moments)
+    assert all(v.dtype == torch.float32 for v in small["generator"].values() if v.is_floating_point())
+    assert (tmp_path / "a" / "checkpoint.pt").stat().st_size < (tmp_path / "fp32" / "checkpoint.pt").stat().st_size
+    with monkeypatch.context() as m:
+        interrupt_at(m, 1)
+        assert train(folders, tmp_path / "b", *gan, "--checkpoint-moments", "bf16") == 130
+    assert train(folders, tmp_path / "b", *gan, "--resume") == 0
+    resumed = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["checkpoint_moments"] == "bf16"
+    assert resumed["g_opt"]["state"][0]["exp_avg"].dtype == torch.bfloat16
+    for k, v in full["generator"].items():
+        if v.is_floating_point():
+            torch.testing.assert_close(resumed["generator"][k], v, rtol=1e-2, atol=1e-4)
