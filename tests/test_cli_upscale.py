@@ -108,6 +108,21 @@ def test_python_dash_m_and_help_pages():
         assert flag in proc.stdout
 
 
+def test_the_command_exits_fast_with_its_outputs_and_exit_codes_intact(batch, tmp_path, tiny_weights):
+    """`srgan upscale` skips Python's teardown (cli.main.console_main): nothing written is lost."""
+    out = tmp_path / "fast"
+    (batch / "broken.png").write_bytes(b"not a png")
+    ok = subprocess.run([sys.executable, "-m", "srgan", "upscale", str(batch), "-o", str(out), "-m", str(tiny_weights)],
+                        capture_output=True, text=True)
+    assert ok.returncode == 1, ok.stderr  # the batch holds a corrupt file: named, the rest written
+    assert "broken" in ok.stderr and "image(s) written" in ok.stdout
+    written = sorted(out.glob("*_x4.png"))
+    assert written and all(Image.open(f).size[0] > 0 for f in written)
+    usage = subprocess.run([sys.executable, "-m", "srgan", "upscale", str(batch), "-o", str(out), "--tile", "-1"],
+                           capture_output=True, text=True)
+    assert usage.returncode == 2 and "--tile" in usage.stderr
+
+
 def test_sigint_mid_batch_keeps_finished_outputs_and_exits_130(tmp_path, photo):
     src = tmp_path / "in"
     src.mkdir()

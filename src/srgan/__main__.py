@@ -1,7 +1,5 @@
 """`python -m srgan` (and `torchrun -m srgan train ...`)."""
 
-import sys
+from .cli.main import console_main
 
-from .cli.main import main
-
-sys.exit(main())
+console_main()
