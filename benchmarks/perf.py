@@ -16,8 +16,11 @@ Sections (all on the CPU; the bundled srresnet_x4 weights, nothing downloaded):
   tail       what was tried for the 9x9 full-resolution tail conv and for the whole forward.
   training   iterations/s of a phase-1 step (SRResNet, MSE) and a phase-2 step (SRGAN: D step,
              then G with VGG54 content + adversarial loss; VGG19 with random weights) at batch 16,
-             96 px HR crops: the training loop's recipe (channels_last + bf16 autocast where
-             native) against a plain fp32 NCHW loop.
+             96 px HR crops: today's loop, the loop of 2026-11-25 (channels_last + bf16 autocast)
+             and a plain fp32 NCHW loop, with each step's FLOPs counted and the % of the roof.
+  curves     the 2026-11-25 training loop and today's from the same weights on the same batches
+             of real photo crops (scikit-image's samples): losses step by step, which the
+             speed-ups must leave unchanged within bf16 noise.
   memory     peak RSS and time of whole `upscale_array` calls in child processes (default tile),
              at several sizes to show time linear in pixels: s per LR megapixel, and per
              megapixel the network actually ran on (tiles overlap by the receptive radius).
@@ -64,7 +67,7 @@ from srgan.models import (
     Discriminator, DiscriminatorConfig, Generator, UNetDiscriminator, UNetDiscriminatorConfig,
 )
 
-SECTIONS = ("matmul", "inference", "tail", "training", "memory")
+SECTIONS = ("matmul", "inference", "tail", "training", "curves", "memory")
 MODEL = "srresnet_x4"
 CPU = torch.device("cpu")
 
@@ -405,13 +408,15 @@ def training_step(phase: str, variant: str, batch: int = 16, hr_size: int = 96,
     lr_img = torch.rand(batch, 3, hr_size // 4, hr_size // 4).contiguous(memory_format=fmt)
     hr_img = torch.rand(batch, 3, hr_size, hr_size).contiguous(memory_format=fmt)
     if phase == "srresnet":
-        def step() -> None:
+        def step(batch: tuple[torch.Tensor, torch.Tensor] | None = None) -> float:
+            lr_b, hr_b = batch or (lr_img, hr_img)
             with autocast(CPU, dtype):
-                sr = gen(lr_img)
-            loss = F.mse_loss(sr.float(), hr_img)
+                sr = gen(lr_b.contiguous(memory_format=fmt))
+            loss = F.mse_loss(sr.float(), hr_b.contiguous(memory_format=fmt))
             g_opt.zero_grad(set_to_none=True)
             loss.backward()
             g_opt.step()
+            return float(loss.detach())
         return step
     unet = discriminator == "unet"
     if unet:
@@ -424,12 +429,14 @@ def training_step(phase: str, variant: str, batch: int = 16, hr_size: int = 96,
     vgg = random_vgg54().to(memory_format=fmt)
     ema = copy.deepcopy(gen).eval().requires_grad_(False)
 
-    def step() -> None:
+    def step(batch: tuple[torch.Tensor, torch.Tensor] | None = None) -> float:
+        lr_b, hr_b = batch or (lr_img, hr_img)
+        lr_b, hr_b = lr_b.contiguous(memory_format=fmt), hr_b.contiguous(memory_format=fmt)
         with autocast(CPU, dtype):
-            sr = gen(lr_img)
+            sr = gen(lr_b)
         d_opt.zero_grad(set_to_none=True)
         with autocast(CPU, dtype):
-            real_logits, fake_logits = disc(hr_img).float(), disc(sr.detach()).float()
+            real_logits, fake_logits = disc(hr_b).float(), disc(sr.detach()).float()
         d_real, d_fake = d_losses(real_logits, fake_logits)
         (d_real + d_fake).backward()
         d_opt.step()
@@ -437,30 +444,32 @@ def training_step(phase: str, variant: str, batch: int = 16, hr_size: int = 96,
         with autocast(CPU, dtype):
             if now:
                 with torch.no_grad():
-                    real_f = vgg(hr_img).float()
+                    real_f = vgg(hr_b).float()
                 fake_f = vgg(sr).float()
             else:
-                fake_f, real_f = vgg(torch.cat([sr, hr_img.to(sr.dtype)])).float().chunk(2)
+                fake_f, real_f = vgg(torch.cat([sr, hr_b.to(sr.dtype)])).float().chunk(2)
         g_loss = F.mse_loss(fake_f, real_f.detach())
         if unet:
             with torch.no_grad(), autocast(CPU, dtype):
-                ema_sr = ema(lr_img)
-            g_loss = g_loss + 1e-2 * F.l1_loss(sr.float(), hr_img) + artifact_loss(sr, hr_img, ema_sr)
+                ema_sr = ema(lr_b)
+            g_loss = g_loss + 1e-2 * F.l1_loss(sr.float(), hr_b) + artifact_loss(sr, hr_b, ema_sr)
         disc.requires_grad_(not now)
         with autocast(CPU, dtype):
             fake_g = disc(sr).float()
             if unet:
                 with torch.no_grad():
-                    adv = ragan_generator_loss(disc(hr_img).float(), fake_g)
+                    adv = ragan_generator_loss(disc(hr_b).float(), fake_g)
             else:
                 adv = generator_adversarial_loss(fake_g)
-        (g_loss + 1e-3 * adv).backward()
+        total = g_loss + 1e-3 * adv
+        total.backward()
         g_opt.step()
         disc.requires_grad_(True)
         if unet:
             with torch.no_grad():
                 for e, p in zip(ema.parameters(), gen.parameters()):
                     e.lerp_(p, 0.01)
+        return float(total.detach())
     return step
 
 
@@ -495,6 +504,45 @@ def bench_training(rounds: int, matmul: dict) -> list[dict]:
                          "speedup": base / t if base else None, "gflop": flops[name] / 1e9, "gflops": gf,
                          "roof_pct": 100 * gf / roof if roof else None})
         print(fmt_table("training (partial)", rows[-len(variants):], TRAIN_COLS), flush=True)
+    return rows
+
+
+def crops_of_photos(steps: int, batch: int = 16, hr_size: int = 96) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """`steps` batches of random HR crops of scikit-image's sample photos and their bicubic LR."""
+    from skimage import data as samples
+
+    photos = [samples.astronaut(), samples.coffee(), samples.chelsea(), samples.rocket()]
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(steps):
+        hrs, lrs = [], []
+        for _ in range(batch):
+            img = photos[rng.integers(len(photos))]
+            y, x = rng.integers(img.shape[0] - hr_size), rng.integers(img.shape[1] - hr_size)
+            hr = img[y : y + hr_size, x : x + hr_size]
+            lr = np.asarray(Image.fromarray(hr).resize((hr_size // 4,) * 2, Image.Resampling.BICUBIC))
+            hrs.append(hr)
+            lrs.append(lr)
+        to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float().div(255)  # noqa: E731
+        out.append((to_t(lrs), to_t(hrs)))
+    return out
+
+
+def bench_curves(steps1: int = 40, steps2: int = 20) -> list[dict]:
+    """The 2026-11-25 loop and today's, from the same weights on the same batches of real photo
+    crops: their losses step by step (the speed-ups must not change what is learnt)."""
+    rows = []
+    for phase, steps, label in (("srresnet", steps1, "phase 1 (MSE)"), ("srgan", steps2, "phase 2 (VGG54 + 1e-3 adv)")):
+        batches = crops_of_photos(steps)
+        curves = {v: [training_step(phase, v)] for v in ("loop of 2026-11-25", "loop now")}
+        for v, (fn,) in curves.items():
+            curves[v] = [fn(b) for b in batches]
+        old, new = curves["loop of 2026-11-25"], curves["loop now"]
+        for i, (a, b) in enumerate(zip(old, new)):
+            rows.append({"phase": label, "step": i + 1, "loss_11_25": a, "loss_now": b, "rel_diff": abs(b - a) / abs(a)})
+        drift = [r["rel_diff"] for r in rows[-steps:]]
+        print(f"{label}: loss {old[0]:.4g} -> {old[-1]:.4g} (11-25 loop) vs {new[0]:.4g} -> {new[-1]:.4g} (now); "
+              f"relative difference per step: median {np.median(drift):.2%}, max {max(drift):.2%}", flush=True)
     return rows
 
 
@@ -614,6 +662,8 @@ def main(argv: list[str] | None = None) -> int:
     if "training" in args.sections:
         results["training"] = bench_training(2 if args.quick else rounds, matmul or bench_matmul(rounds))
         print(fmt_table("training (batch 16, 96 px HR)", results["training"], TRAIN_COLS), flush=True)
+    if "curves" in args.sections:
+        results["curves"] = bench_curves(*((10, 5) if args.quick else (40, 20)))
     if "memory" in args.sections:
         sizes = ["500x375", "1000x750"] if args.quick else ["500x375", "1000x750", "2000x1500"]
         if args.large:
