@@ -220,7 +220,8 @@ def check_model_spec(spec: str) -> None:
 
 
 def model_upscaler(model, name: str, precision: str = "fp32") -> Upscaler:
-    """Wrap an SRModel or Generator (on its device) as an Upscaler: whole image in one pass, no tiles.
+    """Wrap an SRModel or Generator (on its device) as an Upscaler: the whole-image result (one
+    forward, or streamed in bands of rows: the same sums), never approximate tiles.
 
     Inference is `srgan.inference.upscale_array`, the same code path as `srgan upscale`.
     """
