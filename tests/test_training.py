@@ -342,3 +342,16 @@ def test_bf16_moments_make_a_smaller_checkpoint_that_resumes_close_to_an_uninter
     for k, v in full["generator"].items():
         if v.is_floating_point():
             torch.testing.assert_close(resumed["generator"][k], v, rtol=1e-2, atol=1e-4)
+
+
+def test_plot_adds_an_lpips_panel_when_the_run_logged_it(tmp_path):
+    run = tmp_path / "gan"
+    run.mkdir()
+    rows = [{"iteration": i, "epoch": 0, "g_loss": 1 / i, "d_loss": 1.0, "content_loss": 0.5 / i, "adv_loss": 2.0}
+            for i in (20, 40)] + [{"iteration": 40, "epoch": 0, "val_psnr_y": 29.0, "val_lpips": 0.25}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["plot", str(run), "-o", str(tmp_path / "with.png")]) == 0
+    (run / "metrics.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "val_lpips"}) + "\n"
+                                               for r in rows))
+    assert main(["plot", str(run), "-o", str(tmp_path / "without.png")]) == 0
+    assert Image.open(tmp_path / "with.png").size[0] > 1.3 * Image.open(tmp_path / "without.png").size[0]

@@ -1,4 +1,4 @@
-"""`srgan plot RUN_DIR -o FILE.png`: losses and validation PSNR of a training run."""
+"""`srgan plot RUN_DIR -o FILE.png`: losses, validation PSNR and (when logged) LPIPS of a training run."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-HELP = "plot generator/discriminator losses and validation PSNR of a training run"
+HELP = "plot generator/discriminator losses, validation PSNR and LPIPS of a training run"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"srgan plot: error: {exc}", file=sys.stderr)
         return 2
-    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(13, 4.5))
+    has_lpips = any("val_lpips" in r for _, rows in runs for r in rows)
+    fig, axes = plt.subplots(1, 3 if has_lpips else 2, figsize=(19 if has_lpips else 13, 4.5))
+    ax_loss, ax_val = axes[0], axes[1]
     for name, rows in runs:
         def series(key):
             pts = [(r[args.x], r[key]) for r in rows if key in r]
@@ -72,9 +74,14 @@ def run(args: argparse.Namespace) -> int:
         xs, ys = series("val_psnr_y")
         if xs:
             ax_val.plot(xs, ys, marker="o", markersize=3, label=name)
+        xs, ys = series("val_lpips")
+        if xs:
+            axes[2].plot(xs, ys, marker="o", markersize=3, label=name)
     ax_loss.set(title="Discriminator vs generator loss", xlabel=args.x, ylabel="loss", yscale="log")
     ax_val.set(title="Validation Y-PSNR", xlabel=args.x, ylabel="dB")
-    for ax in (ax_loss, ax_val):
+    if has_lpips:
+        axes[2].set(title="Validation LPIPS (lower is closer)", xlabel=args.x, ylabel="LPIPS")
+    for ax in axes:
         ax.grid(alpha=0.3)
         if ax.has_data():
             ax.legend(fontsize=8)
