@@ -78,3 +78,17 @@ def test_small_images_and_explicit_tiles_do_not_stream(monkeypatch):
     assert not calls
     upscale_array(descriptor, image, precision="fp32")
     assert calls
+
+
+def test_read_only_images_stream_without_warnings(monkeypatch):
+    """Arrays from PIL are often read-only; streaming copies a band rather than warn about it."""
+    import warnings
+
+    monkeypatch.setattr(engine, "STREAM_MIN_PIXELS", 0)
+    gen = _randomized(GeneratorConfig(num_blocks=1, channels=8))
+    image = np.random.default_rng(4).integers(0, 256, (12, 9, 3), dtype=np.uint8)
+    image.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = upscale_array(gen, image, precision="fp32")
+    assert np.abs(out.astype(int) - _whole(gen, image)).max() == 0

@@ -220,7 +220,7 @@ def stream_rows(gen: Generator, image: np.ndarray, dtype: torch.dtype,
                 return y_out - rows.shape[0], x0 * s, x1 * s, rows
 
             for y0 in range(0, h, band):
-                chunk = torch.from_numpy(np.ascontiguousarray(image[y0 : y0 + band, px0:px1])).to(device)
+                chunk = torch.from_numpy(np.require(image[y0 : y0 + band, px0:px1], requirements=["C", "W"])).to(device)
                 x = chunk.permute(2, 0, 1)[None].float().div_(maxval).to(dtype).contiguous(
                     memory_format=torch.channels_last)
                 if (out := emit(net.push(x))) is not None:
