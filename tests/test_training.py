@@ -355,3 +355,24 @@ def test_plot_adds_an_lpips_panel_when_the_run_logged_it(tmp_path):
                                                for r in rows))
     assert main(["plot", str(run), "-o", str(tmp_path / "without.png")]) == 0
     assert Image.open(tmp_path / "with.png").size[0] > 1.3 * Image.open(tmp_path / "without.png").size[0]
+
+
+def test_compact_checkpoints_are_half_the_size_and_resume(folders, tmp_path, monkeypatch):
+    """--checkpoint-moments compact: no first moments, EMA in bf16, G and D weights fp32."""
+    gan = ["--phase", "srgan", "--content-loss", "mse", "--discriminator", "unet", "--d-channels", "8",
+           "--ema-decay", "0.9", "--iterations", "4"]
+    assert train(folders, tmp_path / "fp32", *gan) == 0
+    with monkeypatch.context() as m:
+        interrupt_at(m, 1)
+        assert train(folders, tmp_path / "c", *gan, "--checkpoint-moments", "compact") == 130
+    small = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)
+    assert all("exp_avg" not in s and s["exp_avg_sq"].dtype == torch.bfloat16 for s in small["g_opt"]["state"].values())
+    assert all(v.dtype == torch.bfloat16 for v in small["ema"].values() if v.is_floating_point())
+    assert all(v.dtype == torch.float32 for v in small["discriminator"].values() if v.is_floating_point())
+    assert train(folders, tmp_path / "c", *gan, "--resume") == 0
+    full = torch.load(tmp_path / "fp32" / "checkpoint.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)
+    assert (tmp_path / "c" / "checkpoint.pt").stat().st_size < 0.75 * (tmp_path / "fp32" / "checkpoint.pt").stat().st_size
+    for k, v in full["generator"].items():
+        if v.is_floating_point():
+            torch.testing.assert_close(resumed["generator"][k], v, rtol=5e-2, atol=1e-3)

@@ -35,6 +35,39 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
     return latest
 
 
+def compact_state(state: dict[str, Any], moments: str) -> dict[str, Any]:
+    """The checkpoint as stored for `TrainConfig.checkpoint_moments`.
+
+    fp32: as is (exact resume). bf16: Adam's moments in bf16. compact: the second moments in
+    bf16, the first moments left out (zero again on resume, so momentum rebuilds over ~20
+    steps) and the EMA in bf16; the weights of G and D always stay fp32. Loading needs
+    `refill_moments` after Optimizer.load_state_dict, which casts the rest back itself.
+    """
+    if moments == "fp32":
+        return state
+    dropped = ("exp_avg",) if moments == "compact" else ()
+
+    def optimizer(opt_state: dict) -> dict:
+        per_param = {i: {k: v.to(torch.bfloat16) if torch.is_tensor(v) and v.dim() > 0 and v.is_floating_point() else v
+                         for k, v in s.items() if k not in dropped}
+                     for i, s in opt_state["state"].items()}
+        return {**opt_state, "state": per_param}
+
+    out = {k: optimizer(v) if k in ("g_opt", "d_opt") else v for k, v in state.items()}
+    if moments == "compact" and "ema" in out:
+        out["ema"] = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in out["ema"].items()}
+    return out
+
+
+def refill_moments(opt: torch.optim.Optimizer) -> None:
+    """Zero first moments where a compact checkpoint left them out (Adam needs the key)."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            s = opt.state.get(p)
+            if s and "exp_avg_sq" in s and "exp_avg" not in s:
+                s["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+
 def load_latest(run_dir: Path) -> dict[str, Any]:
     """The newest readable checkpoint in `run_dir`; falls back to the previous one if corrupt."""
     errors = []

@@ -18,7 +18,7 @@ SCHEDULES = ("constant", "step", "cosine")
 DISCRIMINATORS = ("paper", "unet")
 GAN_LOSSES = ("vanilla", "ragan")
 DEGRADATIONS = ("bicubic", "realesrgan")
-MOMENT_PRECISIONS = ("fp32", "bf16")
+MOMENT_PRECISIONS = ("fp32", "bf16", "compact")
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -67,8 +67,9 @@ class TrainConfig:
     val_every: int = 500
     save_every: int = 250
     # Adam's moments as stored in checkpoints: fp32 (a resumed run is bit-identical to one that
-    # never stopped) or bf16 (a third smaller; each resume rounds the moments once, relative
-    # error 2^-9, the weights themselves stay fp32). bf16 suits resume files kept in git.
+    # never stopped), bf16 (a third smaller; each resume rounds the moments once, relative
+    # error 2^-9) or compact (half the size: second moments bf16, first moments rebuilt from zero
+    # on resume, the EMA in bf16; for resume files kept in git). G and D weights stay fp32.
     checkpoint_moments: str = "fp32"
     ema_decay: float = 0.0  # > 0 keeps an exponential moving average of G (e.g. 0.999), used for eval/export
     sync_bn: bool = False  # SyncBatchNorm across DDP ranks

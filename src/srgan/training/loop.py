@@ -50,7 +50,7 @@ from ..models import (
     Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, UNetDiscriminator, UNetDiscriminatorConfig,
     load_generator, save_generator,
 )
-from .checkpoint import load_latest, save_checkpoint
+from .checkpoint import compact_state, load_latest, refill_moments, save_checkpoint
 from .config import TrainConfig, lr_at
 
 log = logging.getLogger(__name__)
@@ -202,9 +202,11 @@ def train(cfg: TrainConfig) -> Path:
         state = load_latest(run_dir)
         gen.load_state_dict(state["generator"])
         g_opt.load_state_dict(state["g_opt"])
+        refill_moments(g_opt)
         if disc is not None and "discriminator" in state:
             disc.load_state_dict(state["discriminator"])
             d_opt.load_state_dict(state["d_opt"])
+            refill_moments(d_opt)
         if ema is not None:
             ema.load_state_dict(state.get("ema", state["generator"]))
         if "scaler" in state:
@@ -237,12 +239,12 @@ def train(cfg: TrainConfig) -> Path:
         if not main:
             return
         state = {"step": step, "best": best, "config": cfg.to_dict(), "rng": torch.get_rng_state(),
-                 "generator": gen.state_dict(), "g_opt": _optimizer_state(g_opt, cfg), "scaler": scaler.state_dict()}
+                 "generator": gen.state_dict(), "g_opt": g_opt.state_dict(), "scaler": scaler.state_dict()}
         if disc is not None:
-            state |= {"discriminator": disc.state_dict(), "d_opt": _optimizer_state(d_opt, cfg)}
+            state |= {"discriminator": disc.state_dict(), "d_opt": d_opt.state_dict()}
         if ema is not None:
             state["ema"] = ema.state_dict()
-        save_checkpoint(run_dir, state)
+        save_checkpoint(run_dir, compact_state(state, cfg.checkpoint_moments))
         save_generator(ema if ema is not None else gen, run_dir / "generator.safetensors", recipe=_recipe(cfg, step))
         log.info("saved checkpoint at iteration %d (%s)", step, reason)
 
@@ -419,19 +421,6 @@ def train(cfg: TrainConfig) -> Path:
         if world > 1:
             dist.destroy_process_group()
     return run_dir / "generator.safetensors"
-
-
-def _optimizer_state(opt: torch.optim.Optimizer, cfg: TrainConfig) -> dict:
-    """opt.state_dict(), its moment tensors in bf16 when cfg.checkpoint_moments says so.
-
-    Loading needs nothing special: Optimizer.load_state_dict casts state back to the parameters' dtype.
-    """
-    state = opt.state_dict()
-    if cfg.checkpoint_moments == "fp32":
-        return state
-    cast = {k: {n: (v.to(torch.bfloat16) if torch.is_tensor(v) and v.dim() > 0 and v.is_floating_point() else v)
-                for n, v in per_param.items()} for k, per_param in state["state"].items()}
-    return {**state, "state": cast}
 
 
 def _tensorboard(run_dir: Path):
