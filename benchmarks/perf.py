@@ -389,7 +389,7 @@ TRAIN_VARIANTS = ("plain fp32 NCHW", "loop of 2026-11-25", "loop now")
 
 
 def training_step(phase: str, variant: str, batch: int = 16, hr_size: int = 96,
-                  discriminator: str = "paper") -> Callable[[], None]:
+                  discriminator: str = "paper") -> Callable[..., float]:
     """One optimiser step of src/srgan/training/loop.py's recipe (same ops, same order).
 
     variant: "plain fp32 NCHW" (the 2026-11-25 step in fp32 NCHW: what other SRGAN code runs),
@@ -473,7 +473,7 @@ def training_step(phase: str, variant: str, batch: int = 16, hr_size: int = 96,
     return step
 
 
-def step_flops(step: Callable[[], None]) -> float:
+def step_flops(step: Callable[[], object]) -> float:
     """FLOPs of one call of `step`, counted by torch's FlopCounterMode (convs and matmuls)."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -534,10 +534,7 @@ def bench_curves(steps1: int = 40, steps2: int = 20) -> list[dict]:
     rows = []
     for phase, steps, label in (("srresnet", steps1, "phase 1 (MSE)"), ("srgan", steps2, "phase 2 (VGG54 + 1e-3 adv)")):
         batches = crops_of_photos(steps)
-        curves = {v: [training_step(phase, v)] for v in ("loop of 2026-11-25", "loop now")}
-        for v, (fn,) in curves.items():
-            curves[v] = [fn(b) for b in batches]
-        old, new = curves["loop of 2026-11-25"], curves["loop now"]
+        old, new = ([step(b) for b in batches] for step in (training_step(phase, v) for v in TRAIN_VARIANTS[1:]))
         for i, (a, b) in enumerate(zip(old, new)):
             rows.append({"phase": label, "step": i + 1, "loss_11_25": a, "loss_now": b, "rel_diff": abs(b - a) / abs(a)})
         drift = [r["rel_diff"] for r in rows[-steps:]]
