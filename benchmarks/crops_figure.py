@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from srgan.metrics.evaluate import load_image, load_upscaler, model_label
+from srgan.models.io import atomic_write
 
 LABEL = 14  # px of caption under each crop
 GAP = 4
@@ -61,9 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             sheet.paste(Image.fromarray(crop), (left, top))
             draw.text((left + 2, top + side + 1), f"{path.stem}: {label}"[: size // 6], fill="black")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp.png")
-    sheet.save(tmp)
-    tmp.replace(args.out)
+    atomic_write(args.out, lambda tmp: sheet.save(tmp, format="PNG"))
     print(f"wrote {args.out} ({sheet.size[0]}x{sheet.size[1]})")
     return 0
 

@@ -52,6 +52,7 @@ from PIL import Image
 from torch import nn
 
 import srgan
+from srgan.data.degradation import bicubic_downscale
 from srgan.device import autocast, cpu_has_native_bf16, resolve_precision
 from srgan.inference.engine import tile_plan, upscale_array
 from srgan.inference.fastpath import InferenceGenerator
@@ -520,9 +521,8 @@ def crops_of_photos(steps: int, batch: int = 16, hr_size: int = 96) -> list[tupl
             img = photos[rng.integers(len(photos))]
             y, x = rng.integers(img.shape[0] - hr_size), rng.integers(img.shape[1] - hr_size)
             hr = img[y : y + hr_size, x : x + hr_size]
-            lr = np.asarray(Image.fromarray(hr).resize((hr_size // 4,) * 2, Image.Resampling.BICUBIC))
             hrs.append(hr)
-            lrs.append(lr)
+            lrs.append(bicubic_downscale(hr, 4))  # the LR the training data loader makes
         to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float().div(255)  # noqa: E731
         out.append((to_t(lrs), to_t(hrs)))
     return out

@@ -212,20 +212,21 @@ def upscale_array(
     scale = model.scale
     h, w = image.shape[:2]
     out = np.empty((h * scale, w * scale, 3), dtype=image.dtype)
+    maxval = float(np.iinfo(image.dtype).max)
+    stage = _stage_dtype(image.dtype)
     if (model.stream is not None and device.type == "cpu" and tile == 0 and tile_pad is None
             and h * w > STREAM_MIN_PIXELS):
         # Row streaming (inference/streaming.py): the whole-image result, in cache, nothing recomputed.
         bar = tqdm(total=h * scale, desc="rows", unit="row", leave=False, disable=not progress)
-        for y0, x0, x1, rows in model.stream(image, dtype):
-            out[y0 : y0 + rows.shape[0], x0:x1] = rows
-            bar.update(rows.shape[0] * (x1 - x0) / (w * scale))
+        for y0, x0, band in model.stream(image, dtype):
+            rows = _quantize(band, maxval, stage)[0].numpy()
+            out[y0 : y0 + rows.shape[0], x0 : x0 + rows.shape[1]] = rows
+            bar.update(rows.shape[0] * rows.shape[1] / (w * scale))
         bar.close()
         return out
     tiles = tile_plan(model, h, w, tile, tile_pad, dtype, device)
     if batch_size is None:
         batch_size = 1 if device.type == "cpu" else 4
-    maxval = float(np.iinfo(image.dtype).max)
-    stage = _stage_dtype(image.dtype)
     bar = tqdm(total=len(tiles), desc="tiles", unit="tile", leave=False, disable=not progress or len(tiles) < 4)
     # Results whose device-to-host copy is in flight (CUDA only; on CPU they are written at once).
     pending: deque[tuple[list[Tile], torch.Tensor, torch.cuda.Event | None]] = deque()

@@ -192,9 +192,10 @@ def _strips(width: int, radius: int) -> list[tuple[int, int, int, int]]:
 
 
 def stream_rows(gen: Generator, image: np.ndarray, dtype: torch.dtype,
-                band_pixels: int = BAND_PIXELS) -> Iterator[tuple[int, int, int, np.ndarray]]:
-    """Run `gen` over an (H, W, 3) uint8/uint16 image; yields (y0, x0, x1, rows) of the output,
-    rows being (n, x1 - x0, 3) of the image's dtype, top to bottom within each strip.
+                band_pixels: int = BAND_PIXELS) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """Run `gen` over an (H, W, 3) uint8/uint16 image; yields (y0, x0, rows): `rows` is a
+    (1, 3, n, w) float band of the output whose top-left pixel is (y0, x0), top to bottom
+    within each strip (quantizing and placing it is the engine's job).
 
     Same output as the whole image in one forward (up to float rounding), on gen's device.
     """
@@ -209,21 +210,14 @@ def stream_rows(gen: Generator, image: np.ndarray, dtype: torch.dtype,
             net = _network(gen, dtype)
             band = max(MIN_BAND, band_pixels // (px1 - px0))
             y_out = 0
-
-            def emit(y: torch.Tensor | None):
-                nonlocal y_out
-                if y is None:
-                    return None
-                q = y[..., (x0 - px0) * s : (x1 - px0) * s].permute(0, 2, 3, 1)[0].float()
-                rows = q.clamp_(0, 1).mul_(maxval).round_().cpu().numpy().astype(image.dtype)
-                y_out += rows.shape[0]
-                return y_out - rows.shape[0], x0 * s, x1 * s, rows
-
-            for y0 in range(0, h, band):
-                chunk = torch.from_numpy(np.require(image[y0 : y0 + band, px0:px1], requirements=["C", "W"])).to(device)
-                x = chunk.permute(2, 0, 1)[None].float().div_(maxval).to(dtype).contiguous(
-                    memory_format=torch.channels_last)
-                if (out := emit(net.push(x))) is not None:
-                    yield out
-            if (out := emit(net.flush())) is not None:
-                yield out
+            for y0 in range(0, h + band, band):  # the last pass (y0 >= h) drains the pipeline
+                if y0 < h:
+                    chunk = torch.from_numpy(np.require(image[y0 : y0 + band, px0:px1], requirements=["C", "W"]))
+                    x = chunk.to(device).permute(2, 0, 1)[None].float().div_(maxval).to(dtype).contiguous(
+                        memory_format=torch.channels_last)
+                    y = net.push(x)
+                else:
+                    y = net.flush()
+                if y is not None:
+                    yield y_out, x0 * s, y[..., (x0 - px0) * s : (x1 - px0) * s]
+                    y_out += y.shape[2]

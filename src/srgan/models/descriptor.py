@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -47,8 +46,9 @@ class SRModel:
         snapshotted from the current weights here, so a training Generator stays valid).
     module: the torch network (for export), or None (ONNX).
     stream: for networks that can run row by row (SRResNet on the CPU, inference/streaming.py):
-        (image, dtype) -> iterator of (y0, x0, x1, rows) output bands, the whole-image result
-        in bounded memory with nothing recomputed; the engine's default path where it exists.
+        (image, dtype) -> iterator of (y0, x0, band) float output bands (1, C, n, w), the
+        whole-image result in bounded memory with nothing recomputed; the engine's default
+        path where it exists (it quantizes and places the bands).
     """
 
     name: str
@@ -65,7 +65,7 @@ class SRModel:
     precisions: frozenset[str] = frozenset({"fp32"})
     module: nn.Module | None = field(default=None, repr=False)
     source: str = ""
-    stream: Callable[..., Iterator[tuple[int, int, int, np.ndarray]]] | None = field(default=None, repr=False)
+    stream: Callable[..., Iterator[tuple[int, int, torch.Tensor]]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.scale <= 8:
