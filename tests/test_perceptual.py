@@ -332,3 +332,37 @@ def test_eval_with_given_lr_folders(capsys, hr_dir, tmp_path):
     assert bad.returncode == 1 and "coffee.png is 10x10" in bad.stderr
     usage = srgan(capsys, "eval", "-m", "bicubic", "-d", str(hr_dir), "--lr-dir", str(lr_dir), str(lr_dir))
     assert usage.returncode == 2 and "one folder per -d" in usage.stderr
+
+
+def test_eval_on_real_photos_scores_niqe_of_each_models_output(capsys, hr_dir, metric_weights, tiny_weights, tmp_path):
+    """--real: the files are the inputs (no downscaling, no ground truth); NIQE and grid score
+    each model's output, the same NIQE that --sr-dir gives the saved outputs; the figure draws."""
+    pytest.importorskip("matplotlib")
+    photos = tmp_path / "Photos"
+    photos.mkdir()
+    Image.fromarray(data.astronaut()[:64, :72]).save(photos / "astronaut.png")  # 72x64: not cropped to 4
+    Image.fromarray(data.coffee()[:60, :60]).convert("L").save(photos / "gray.png")
+    fig = tmp_path / "real.png"
+    out = srgan(capsys, "eval", "-m", "bicubic", str(tiny_weights), "--real", str(photos), "--metric-weights",
+                str(metric_weights), "--json", "--per-image", "-q", "--save-images", str(tmp_path / "saved"),
+                "--figure", str(fig), "--figure-images", "astronaut", "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    rows = {r["model"]: r for r in report["results"]}
+    assert set(rows) == {"bicubic", tiny_weights.stem}
+    for row in rows.values():
+        assert row["dataset"] == "Photos" and row["images"] == 2
+        assert "grid" in row and not {"psnr_y", "ssim_y", "lpips"} & set(row)
+    assert "niqe" in rows["bicubic"]  # (a random network's output can be too flat for NIQE: then left out, noted)
+    saved = tmp_path / "saved" / "Photos" / "bicubic"
+    assert Image.open(saved / "astronaut.png").size == (288, 256)  # the whole input, x4
+    again = json.loads(srgan(capsys, "eval", "--sr-dir", str(saved), "--metric-weights", str(metric_weights),
+                             "--json", "-q").stdout)["results"][0]
+    assert again["niqe"] == pytest.approx(rows["bicubic"]["niqe"], abs=1e-6)
+    assert Image.open(fig).size[0] > 400
+    # -d and --real together; --real with --sr-dir is a usage error
+    both = json.loads(srgan(capsys, "eval", "-m", "bicubic", "-d", str(hr_dir), "--real", str(photos), "--no-niqe",
+                            "--json", "-q").stdout)["results"]
+    assert [r["dataset"] for r in both] == [hr_dir.name, "Photos"] and "psnr_y" in both[0] and "psnr_y" not in both[1]
+    usage = srgan(capsys, "eval", "--sr-dir", str(saved), "--real", str(photos))
+    assert usage.returncode == 2 and "--real" in usage.stderr

@@ -1,7 +1,8 @@
 """`srgan eval --model NAME|PATH|bicubic ... --data DIR ... --scale 4`: the benchmark protocol.
 
 `srgan eval --sr-dir OUT --hr-dir HR` scores another tool's outputs against ground truth the
-same way; `srgan eval --sr-dir OUT` alone gives NIQE (no reference), for real photos.
+same way; `srgan eval --sr-dir OUT` alone gives NIQE (no reference), for real photos, and
+`srgan eval -m ... --real DIR` runs models on real photos and scores their outputs so.
 
 Exit codes: 0 done, 1 some inputs failed (weights file unreadable, images unreadable or too
 small, empty folder; each named on stderr), 2 usage error (unknown model, missing folder,
@@ -37,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr-dir", nargs="+", metavar="DIR",
                    help="with -d: LR inputs to use instead of bicubic downscaling, one folder per -d folder, "
                         "matched by stem (e.g. data/realval/Set5_x4_realesrgan); datasets are named by these folders")
+    p.add_argument("--real", nargs="+", metavar="DIR", default=[],
+                   help="folders of real low-resolution photos (no ground truth, e.g. RealSRSet): each model "
+                        "upscales every file as it is, and NIQE and grid score the outputs; with or without -d")
     p.add_argument("--detail", nargs="+", type=float, metavar="A",
                    help="score bundled GAN models (srgan_x4) at these detail settings, 0 = their PSNR base ... 1 = "
                         "themselves, one row each (srgan_x4@0.5): the perception-distortion curve")
@@ -109,14 +113,14 @@ def check_mode(args: argparse.Namespace) -> None:
     if args.lr_dir and (not args.data or len(args.lr_dir) != len(args.data)):
         raise EvalInputError("--lr-dir needs one folder per -d/--data folder")
     if args.sr_dir is not None:
-        if args.models or args.data:
-            raise EvalInputError("--sr-dir scores finished outputs: leave out -m/--model and -d/--data")
+        if args.models or args.data or args.real:
+            raise EvalInputError("--sr-dir scores finished outputs: leave out -m/--model, -d/--data and --real")
         if args.figure:
             raise EvalInputError("--figure needs -m/-d (it shows bicubic next to each model)")
     elif args.hr_dir is not None:
         raise EvalInputError("--hr-dir needs --sr-dir (the outputs to compare with it)")
-    elif not args.models or not args.data:
-        raise EvalInputError("give -m/--model and -d/--data, or --sr-dir (with --hr-dir for ground truth)")
+    elif not args.models or not (args.data or args.real):
+        raise EvalInputError("give -m/--model and -d/--data (or --real), or --sr-dir (with --hr-dir for ground truth)")
 
 
 def print_report(args: argparse.Namespace, report) -> None:
@@ -169,11 +173,12 @@ def run(args: argparse.Namespace) -> int:
             raise EvalInputError("--figure-images needs --figure FILE.png")
         if args.figure:
             require_matplotlib()
-        listings = {dataset_name(d): [name for name, _ in list_dataset(d)] for d in args.data}
+        folders = [*(args.data or ()), *args.real]
+        listings = {dataset_name(d): [name for name, _ in list_dataset(d)] for d in folders}
         for d in args.lr_dir or ():
             list_dataset(d)
-        if len(listings) != len(args.data):
-            raise EvalInputError("two --data folders have the same name; datasets are named by their folder")
+        if len(listings) != len(folders):
+            raise EvalInputError("two --data/--real folders have the same name; datasets are named by their folder")
         for spec in args.models:
             check_model_spec(spec)
         select, unknown = figure_selector(args.figure_images, listings)
@@ -212,9 +217,9 @@ def run(args: argparse.Namespace) -> int:
 
     perceptual = _perceptual(args, load_perceptual)
     report = run_benchmark(
-        args.data, upscalers, args.scale, rgb=args.rgb, perceptual=perceptual,
+        args.data or [], upscalers, args.scale, rgb=args.rgb, perceptual=perceptual,
         figure_images=select if args.figure else None, save_dir=args.save_images, progress=not args.quiet,
-        lr_folders=args.lr_dir,
+        lr_folders=args.lr_dir, real_folders=args.real,
     )
     status = _finish(args, report)
     if args.figure:

@@ -333,11 +333,12 @@ def load_perceptual(weights: str | Path | None = None, device: str = "auto", *, 
 
 @dataclass(frozen=True)
 class EvalImage:
-    """One benchmark image: `hr` (H, W, 3) uint8 modcropped, `lr` (H/s, W/s, 3) uint8."""
+    """One benchmark image: `hr` (H, W, 3) uint8 modcropped, `lr` (H/s, W/s, 3) uint8; `hr` is
+    None for a real photo, which has no ground truth (NIQE alone)."""
 
     dataset: str
     name: str
-    hr: np.ndarray
+    hr: np.ndarray | None
     lr: np.ndarray
 
 
@@ -373,19 +374,27 @@ def load_image(dataset: str, name: str, path: Path, scale: int, lr_path: Path | 
     return EvalImage(dataset, name, hr, lr)
 
 
+def load_real_image(dataset: str, name: str, path: Path) -> EvalImage:
+    """A real low-resolution photo: the file is the input, there is no ground truth."""
+    return EvalImage(dataset, name, None, np.ascontiguousarray(decode_rgb(path)))
+
+
 # ----------------------------------------------------------------------------- drivers
 
 
 @dataclass
 class FigureRow:
-    """What a comparison figure needs of one image: HR, and per method its output, Y-PSNR and LPIPS."""
+    """What a comparison figure needs of one image: HR (or, for a real photo, None and the LR
+    input), and per method its output, Y-PSNR and LPIPS (NIQE for a real photo)."""
 
     dataset: str
     image: str
-    hr: np.ndarray
+    hr: np.ndarray | None
+    lr: np.ndarray | None = None
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     psnr: dict[str, float] = field(default_factory=dict)
     lpips: dict[str, float] = field(default_factory=dict)
+    niqe: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -413,7 +422,10 @@ def evaluate_image(
         sr = up(image.lr)
         seconds = time.perf_counter() - start
         extra, problems = perceptual.scores(sr, image.hr, scale)
-        scores = score_image(sr, image.hr, scale, rgb) | extra
+        if image.hr is not None:
+            scores = score_image(sr, image.hr, scale, rgb) | extra
+        else:  # a real photo: the no-reference scores alone
+            scores = {"psnr_y": None, "ssim_y": None, "grid": grid_level(sr, scale)} | extra
         yield ImageResult(image.dataset, up.name, image.name, seconds=seconds, **scores), sr, problems
 
 
@@ -437,11 +449,14 @@ def run_benchmark(
     save_dir: str | Path | None = None,
     progress: bool = True,
     lr_folders: Sequence[str | Path] | None = None,
+    real_folders: Sequence[str | Path] = (),
 ) -> Report:
-    """Evaluate every upscaler on every image of `folders`.
+    """Evaluate every upscaler on every image of `folders`, then of `real_folders`.
 
     `lr_folders` (one per folder) gives the LR inputs instead of bicubic downscaling, matched by
     stem (e.g. a real-world degraded set); the dataset is then named by the LR folder.
+    `real_folders` hold real low-resolution photos: each file is the input itself, there is no
+    ground truth, and only NIQE scores the outputs.
 
     `figure_images(dataset, image, index)` selects the images whose outputs are kept for a
     figure (bicubic is added to those if it is not among the upscalers). `save_dir` receives
@@ -457,8 +472,11 @@ def run_benchmark(
         list_dataset(f)  # EvalInputError for a missing folder, before any work
     lr_indexes = [index_by_stem([f], scale) for f in lr_folders] if lr_folders else [None] * len(folders)
     listings = [(dataset_name(lr_folders[i] if lr_folders else f), list_dataset(f)) for i, f in enumerate(folders)]
+    listings += [(dataset_name(f), list_dataset(f)) for f in real_folders]
+    lr_indexes += [None] * len(real_folders)
+    real = [False] * len(folders) + [True] * len(real_folders)
     has_bicubic = any(up.name == BICUBIC for up in upscalers)
-    for (dataset, files), lr_index in zip(listings, lr_indexes):
+    for (dataset, files), lr_index, is_real in zip(listings, lr_indexes, real):
         if not files:
             report.failures.append(f"{dataset}: no images found")
             continue
@@ -467,13 +485,16 @@ def run_benchmark(
             try:
                 if lr_index is not None and path.stem not in lr_index:
                     raise ValueError(f"no LR image {path.stem}.* in {dataset}")
-                image = load_image(dataset, name, path, scale, lr_index[path.stem] if lr_index is not None else None)
+                if is_real:
+                    image = load_real_image(dataset, name, path)
+                else:
+                    image = load_image(dataset, name, path, scale, lr_index[path.stem] if lr_index is not None else None)
             except Exception as exc:  # a bad file must never stop a run
                 log.debug("skipping %s: %s", path, exc)  # reported through Report.failures
                 report.failures.append(f"{path}: {exc}")
                 continue
             keep = figure_images is not None and figure_images(dataset, name, index)
-            row = FigureRow(dataset, name, image.hr) if keep else None
+            row = FigureRow(dataset, name, image.hr, image.lr if is_real else None) if keep else None
             methods = list(upscalers) if has_bicubic or not keep else [bicubic_upscaler(scale), *upscalers]
             for result, sr, problems in evaluate_image(image, methods, scale, rgb, perceptual):
                 if result.model != BICUBIC or has_bicubic:
@@ -481,9 +502,12 @@ def run_benchmark(
                     report.notes += [f"{path} ({result.model}): {p}" for p in problems]
                 if row is not None:
                     row.outputs[result.model] = sr
-                    row.psnr[result.model] = result.psnr_y
+                    if result.psnr_y is not None:
+                        row.psnr[result.model] = result.psnr_y
                     if result.lpips is not None:
                         row.lpips[result.model] = result.lpips
+                    if is_real and result.niqe is not None:
+                        row.niqe[result.model] = result.niqe
                 if save_dir is not None:
                     save_image(Path(save_dir) / dataset / result.model / f"{name}.png", sr)
             if row is not None:

@@ -2,7 +2,8 @@
 
 One row per image: the whole HR image with the zoomed region outlined, then the zoomed crop of
 HR | bicubic | each model, with each method's Y-PSNR and LPIPS when computed (whole image,
-protocol of `srgan.metrics.protocol`) under its crop. Needs matplotlib (the optional ``plot`` extra); it is
+protocol of `srgan.metrics.protocol`) under its crop. A real photo (no ground truth) shows its
+input, enlarged by pixel repetition, in place of HR, and NIQE under each crop. Needs matplotlib (the optional ``plot`` extra); it is
 drawn without pyplot, so no GUI backend or global state is involved.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from .evaluate import BICUBIC, FigureRow, pick_crop
 
@@ -35,11 +38,29 @@ def column_order(row: FigureRow) -> list[str]:
 
 
 def caption(row: FigureRow, method: str) -> str:
-    """Scores under a method's crop: '27.31 dB' or '27.31 dB, LPIPS 0.212'."""
+    """Scores under a method's crop: '27.31 dB', '27.31 dB, LPIPS 0.212', or for a real photo 'NIQE 4.12'."""
     parts = [f"{row.psnr[method]:.2f} dB"] if method in row.psnr else []
     if method in row.lpips:
         parts.append(f"LPIPS {row.lpips[method]:.3f}")
+    if method in row.niqe:
+        parts.append(f"NIQE {row.niqe[method]:.2f}")
     return ", ".join(parts)
+
+
+def reference_panel(row: FigureRow, methods: list[str]) -> tuple[str, np.ndarray, np.ndarray]:
+    """(label, image at output size, image the zoom window is chosen against) of a row's first panel.
+
+    With ground truth: HR, and the window where bicubic misses it most. For a real photo: the LR
+    input enlarged by pixel repetition (each input pixel shows), and the window where the first
+    model changes bicubic most, which is where the methods differ.
+    """
+    if row.hr is not None:
+        return "HR (original)", row.hr, row.hr
+    out = row.outputs[methods[0]]
+    s = out.shape[0] // row.lr.shape[0]
+    enlarged = np.repeat(np.repeat(row.lr, s, axis=0), s, axis=1)[: out.shape[0], : out.shape[1]]
+    model = next((m for m in methods if m != BICUBIC), methods[0])
+    return "input (pixels x%d)" % s, enlarged, row.outputs[model]
 
 
 def comparison_figure(
@@ -67,17 +88,18 @@ def comparison_figure(
     axes = fig.subplots(len(rows), ncols, squeeze=False)
     for r, row in enumerate(rows):
         methods = column_order(row)
-        reference = row.outputs.get(BICUBIC, row.hr)
-        size = max(8, int(min(row.hr.shape[:2]) * crop_fraction))
-        top, left, size = pick_crop(row.hr, reference, size, border)
+        first_label, first, target = reference_panel(row, methods)
+        reference = row.outputs.get(BICUBIC, first)
+        size = max(8, int(min(first.shape[:2]) * crop_fraction))
+        top, left, size = pick_crop(target, reference, size, border)
         window = (slice(top, top + size), slice(left, left + size))
 
         whole = axes[r, 0]
-        whole.imshow(row.hr)
+        whole.imshow(row.hr if row.hr is not None else row.outputs.get(BICUBIC, first))
         whole.add_patch(Rectangle((left - 0.5, top - 0.5), size, size, fill=False, edgecolor="red", linewidth=1.5))
         whole.set_xlabel(f"{row.dataset}/{row.image}", fontsize=9)
 
-        panels = [("HR (original)", row.hr, "")] + [(m, row.outputs[m], caption(row, m)) for m in methods]
+        panels = [(first_label, first, "")] + [(m, row.outputs[m], caption(row, m)) for m in methods]
         for c, (label, img, scores) in enumerate(panels, start=1):
             ax = axes[r, c]
             ax.imshow(img[window], interpolation="nearest")
@@ -87,8 +109,13 @@ def comparison_figure(
             ax.set_yticks([])
         for ax in axes[r, 2 + len(methods):]:
             ax.set_visible(False)
-    lpips_note = ", LPIPS (lower is closer)" if any(r.lpips for r in rows) else ""
-    fig.suptitle(f"Y-PSNR{lpips_note} (whole image, scale px shaved) under each zoomed crop", fontsize=10)
+    if all(r.hr is None for r in rows):
+        title = "NIQE (no reference, lower is more natural; whole image) under each zoomed crop"
+    else:
+        lpips_note = ", LPIPS (lower is closer)" if any(r.lpips for r in rows) else ""
+        niqe_note = "; NIQE for photos without ground truth" if any(r.hr is None for r in rows) else ""
+        title = f"Y-PSNR{lpips_note} (whole image, scale px shaved){niqe_note} under each zoomed crop"
+    fig.suptitle(title, fontsize=10)
     path = Path(path)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", pad_inches=0.1))
     return path
