@@ -372,18 +372,22 @@ def _name(dtype: torch.dtype) -> str:
     return {torch.bfloat16: "bf16", torch.float32: "fp32", torch.float16: "fp16"}[dtype]
 
 
-def random_vgg54() -> VGGFeatures:
-    """VGG19 up to relu5_4 with He-initialised random weights (same FLOPs as ImageNet's; no download).
-
-    He init keeps activations O(1) through the 16 convs, so no denormals distort the timing.
-    """
+def random_vgg19_state() -> dict[str, torch.Tensor]:
+    """VGG19 `features` up to relu5_4 in torchvision's key layout, He-initialised (same FLOPs as
+    ImageNet's weights; no download). He init keeps activations O(1) through the 16 convs, so no
+    denormals distort the timing."""
     torch.manual_seed(0)
     feats = _build_features(VGG_LAYERS["relu5_4"])
     for m in feats.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
             nn.init.zeros_(m.bias)
-    return VGGFeatures({f"features.{k}": v for k, v in feats.state_dict().items()}, "relu5_4")
+    return {f"features.{k}": v for k, v in feats.state_dict().items()}
+
+
+def random_vgg54() -> VGGFeatures:
+    """The VGG54 content network with random weights (`random_vgg19_state`)."""
+    return VGGFeatures(random_vgg19_state(), "relu5_4")
 
 
 TRAIN_VARIANTS = ("plain fp32 NCHW", "loop of 2026-11-25", "loop now")

@@ -4,7 +4,10 @@
         ../shared/data/benchmark/Set14 ../shared/data/benchmark/BSD100
 
 Each --data folder is one dataset, named by the folder. Models whose weights are not installed
-yet are skipped with a note in the report. Figures (HR | bicubic | models, zoomed, Y-PSNR
+yet are skipped with a note in the report. With --degraded (HR and LR folders of a synthetic
+real-world set, data/realval) and --real (real low-resolution photos without ground truth,
+e.g. RealSRSet) a "Real-world photos" section scores --real-models on them (PSNR / SSIM /
+LPIPS on the degraded sets, NIQE on the photos) and draws crops of the photos. Figures (HR | bicubic | models, zoomed, Y-PSNR
 under each) go to docs/figures/<dataset>_x<scale>.png. If README.md holds the markers
 <!-- results:begin --> and <!-- results:end -->, the table and the first figure are put
 between them.
@@ -29,6 +32,7 @@ log = logging.getLogger("benchmarks.results")
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = (BICUBIC, "srresnet_x4", "srgan_x4")
+REAL_MODELS = (BICUBIC, "srgan_x4", "srresnet_x4_real", "srgan_x4_real")
 LABELS = {BICUBIC: "Bicubic", "srresnet_x4": "SRResNet", "srgan_x4": "SRGAN"}
 
 # Ledig et al. 2017, Table 2 (x4, PSNR dB / SSIM): bicubic, SRResNet (MSE), SRGAN (VGG54).
@@ -73,6 +77,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--detail-curve", nargs="*", type=float, default=[0.25, 0.5, 0.75], metavar="A",
                    help="srgan_x4 detail settings between 0 (srresnet_x4) and 1 (srgan_x4) for the "
                         "perception-distortion curve (default 0.25 0.5 0.75; none to skip)")
+    p.add_argument("--degraded", nargs="+", default=[], metavar="HR_DIR:LR_DIR",
+                   help="synthetic real-world sets: an HR folder and its degraded LR folder, matched by stem "
+                        "(e.g. Set14:data/realval/Set14_x4_realesrgan)")
+    p.add_argument("--real", nargs="+", default=[], metavar="DIR",
+                   help="folders of real low-resolution photos without ground truth (e.g. RealSRSet)")
+    p.add_argument("--real-models", nargs="+", default=list(REAL_MODELS), metavar="NAME|PATH",
+                   help=f"models of the real-world section (default: {' '.join(REAL_MODELS)})")
+    p.add_argument("--real-figure-images", nargs="+", metavar="NAME",
+                   help="photos of --real to draw (default: the first of each folder)")
     p.add_argument("--metric-weights", type=Path, metavar="DIR",
                    help="folder with the LPIPS/NIQE weights (default: $SRGAN_METRIC_WEIGHTS, torch hub cache, download)")
     p.add_argument("--device", default="auto")
@@ -169,6 +182,28 @@ def detail_figure(results: list[DatasetResult], curve: list[DatasetResult], data
     return path
 
 
+def real_world_tables(results: list[DatasetResult], models: list[str]) -> list[str]:
+    """Markdown: the degraded sets (PSNR / SSIM / LPIPS, datasets as columns), then the real photos
+    (NIQE / grid, no ground truth), one row per model."""
+    by_key = {(r.dataset, r.model): r for r in results}
+    degraded = list(dict.fromkeys(r.dataset for r in results if r.psnr_y is not None))
+    real = list(dict.fromkeys(r.dataset for r in results if r.psnr_y is None))
+    parts = []
+    for datasets, cell, head in (
+        (degraded, lambda r: f"{r.psnr_y:.2f} / {r.ssim_y:.4f} / " + ("–" if r.lpips is None else f"{r.lpips:.4f}"),
+         "PSNR / SSIM / LPIPS"),
+        (real, lambda r: ("–" if r.niqe is None else f"{r.niqe:.2f}") + f" / {r.grid:.2f}", "NIQE / grid"),
+    ):
+        if not datasets:
+            continue
+        lines = ["| model | " + " | ".join(f"{ds} {head}" for ds in datasets) + " |", "|---|" + "---:|" * len(datasets)]
+        for m in models:
+            cells = [cell(by_key[(ds, m)]) if (ds, m) in by_key else "–" for ds in datasets]
+            lines.append(f"| {label(m)} | " + " | ".join(cells) + " |")
+        parts += ["\n".join(lines), ""]
+    return parts
+
+
 def protocol_check(results: list[DatasetResult], scale: int) -> list[str]:
     """One line per reference dataset: our bicubic numbers against the values the protocol must give."""
     if scale != 4:
@@ -193,7 +228,8 @@ def write_figures(report: Report, folder: Path, scale: int) -> list[Path]:
 
 
 def render(report: Report, models: list[str], datasets: list[str], figures: list[Path], notes: list[str],
-           args: argparse.Namespace, out_dir: Path, curve: list[DatasetResult] = (), curve_figure: Path | None = None) -> str:
+           args: argparse.Namespace, out_dir: Path, curve: list[DatasetResult] = (), curve_figure: Path | None = None,
+           real: Report | None = None, real_models: list[str] = (), real_figures: list[Path] = ()) -> str:
     results = report.results
     table = results_table(results, models, datasets)
     counts = {r.dataset: r.images for r in results}
@@ -237,6 +273,14 @@ def render(report: Report, models: list[str], datasets: list[str], figures: list
                   detail_table(results, curve, datasets)]
         if curve_figure is not None:
             parts += ["", f"![detail curve]({Path(_relative(curve_figure, out_dir)).as_posix()})"]
+    if real is not None and real.rows:
+        parts += ["", "## Real-world photos", "",
+                  "Models for real photos against the bicubic-trained ones. With ground truth: HR images "
+                  "degraded once by the training's Real-ESRGAN pipeline with a fixed seed (`data/realval`, "
+                  f"{args.scale} px shaved). Without: real low-resolution photos, each upscaled as it is and "
+                  "scored by NIQE (no reference, lower is more natural) and grid.", "",
+                  *real_world_tables(real.results, real_models)]
+        parts += [f"![{p.stem}]({Path(_relative(p, out_dir)).as_posix()})" for p in real_figures]
     if check:
         parts += ["", "Protocol check (bicubic must reproduce the reference figures of this protocol):", "", *check]
     if notes:
@@ -273,23 +317,34 @@ def update_readme(readme: Path, table: str, figure: Path | None) -> bool:
     return True
 
 
+def load_models(specs: list[str], args: argparse.Namespace, notes: list[str]) -> list:
+    """Upscalers for `specs`; a model whose weights are missing is skipped with a note.
+    EvalInputError (an unknown name) propagates: a usage error."""
+    upscalers = []
+    for spec in specs:
+        try:
+            upscalers.append(load_upscaler(spec, args.scale, args.device, args.precision))
+        except (WeightsNotFoundError, WeightsError) as exc:
+            log.warning("skipping %s", exc)
+            notes.append(f"{label(spec)} not evaluated: {exc}".replace(str(ROOT) + "/", ""))
+    return upscalers
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     args = parse_args(argv)
     notes: list[str] = []
-    upscalers = []
     models = [model_label(spec) for spec in args.models]  # skipped models keep their (empty) columns
-    for spec in args.models:
-        try:
-            up = load_upscaler(spec, args.scale, args.device, args.precision)
-        except (WeightsNotFoundError, WeightsError) as exc:
-            log.warning("skipping %s", exc)
-            notes.append(f"{label(spec)} not evaluated: {exc}".replace(str(ROOT) + "/", ""))
-            continue
-        except EvalInputError as exc:
-            log.error("error: %s", exc)
-            return 2
-        upscalers.append(up)
+    real_models = [model_label(spec) for spec in args.real_models]
+    try:
+        degraded = [tuple(pair.split(":", 1)) for pair in args.degraded]
+        if any(len(pair) != 2 for pair in degraded):
+            raise EvalInputError(f"--degraded {' '.join(args.degraded)}: expected HR_DIR:LR_DIR")
+        upscalers = load_models(args.models, args, notes)
+        real_upscalers = load_models(args.real_models, args, notes) if degraded or args.real else []
+    except EvalInputError as exc:
+        log.error("error: %s", exc)
+        return 2
     perceptual, perceptual_notes = load_perceptual(args.metric_weights, args.device)
     notes += perceptual_notes
     wanted = set(args.figure_images or ())
@@ -311,8 +366,26 @@ def main(argv: list[str] | None = None) -> int:
         curve = run_benchmark(args.data, blends, args.scale, perceptual=perceptual).results
         if perceptual.lpips is not None:
             curve_figure = detail_figure(report.results, curve, datasets, args.figures / f"detail_curve_x{args.scale}.png")
+    real, real_figures = None, []
+    if real_upscalers:
+        wanted_real = set(args.real_figure_images or ())
+        select_real = ((lambda ds, im, i: im in wanted_real or f"{ds}/{im}" in wanted_real) if wanted_real
+                       else (lambda ds, im, i: i == 0))
+        try:
+            real = run_benchmark([hr for hr, _ in degraded], real_upscalers, args.scale, perceptual=perceptual,
+                                 lr_folders=[lr for _, lr in degraded] or None, real_folders=args.real,
+                                 figure_images=select_real)
+        except EvalInputError as exc:
+            log.error("error: %s", exc)
+            return 2
+        notes += [f"failed input: {f}" for f in real.failures]
+        real.figure_rows = [r for r in real.figure_rows if r.hr is None]  # the photos; the degraded sets have tables
+        if real.figure_rows:
+            real_figures = [comparison_figure(real.figure_rows, args.figures / f"realworld_x{args.scale}.png",
+                                              border=args.scale)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(render(report, models, datasets, figures, notes, args, args.out.parent, curve, curve_figure))
+    args.out.write_text(render(report, models, datasets, figures, notes, args, args.out.parent, curve, curve_figure,
+                               real, real_models, real_figures))
     log.info("wrote %s and %d figure(s) under %s", args.out, len(figures), args.figures)
     if update_readme(args.readme, results_table(report.results, models, datasets), figures[0] if figures else None):
         log.info("updated the results section of %s", args.readme)

@@ -141,15 +141,20 @@ def test_unreadable_image_is_skipped_and_reported(capsys, tiny, tmp_path):
     assert "b.png" in captured.err
 
 
-def test_results_report_script(tiny, tmp_path, monkeypatch):
-    """benchmarks/results.py writes the Table-2 style markdown, a figure, and the README section."""
-    pytest.importorskip("matplotlib")
+def load_results_script():
     import importlib.util
 
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "results.py"
     spec = importlib.util.spec_from_file_location("results_script", script)
     results = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(results)
+    return results
+
+
+def test_results_report_script(tiny, tmp_path, monkeypatch):
+    """benchmarks/results.py writes the Table-2 style markdown, a figure, and the README section."""
+    pytest.importorskip("matplotlib")
+    results = load_results_script()
     monkeypatch.setitem(PRETRAINED, "srgan_x4", PretrainedWeights("srgan_x4", "absent.safetensors", "x"))
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- results:begin -->\nold\n<!-- results:end -->\nend\n")
@@ -163,3 +168,29 @@ def test_results_report_script(tiny, tmp_path, monkeypatch):
     assert (tmp_path / "docs" / "figures" / "Tiny_x4.png").is_file()
     assert "![Tiny_x4](figures/Tiny_x4.png)" in text
     assert "old" not in readme.read_text() and "| Tiny | SSIM |" in readme.read_text()
+
+
+def test_results_script_real_world_section(tiny, weights, tmp_path):
+    """--degraded HR:LR and --real add a real-world section: PSNR / SSIM / LPIPS on the degraded
+    set, NIQE / grid on the photos, and a figure of the photos."""
+    pytest.importorskip("matplotlib")
+    results = load_results_script()
+    lr = tmp_path / "Tiny_degraded"
+    lr.mkdir()
+    for path in tiny.iterdir():
+        hr = modcrop(np.asarray(Image.open(path).convert("RGB")), 4)
+        Image.fromarray(bicubic_downscale(hr, 4)).save(lr / path.name)
+    photos = tmp_path / "Photos"
+    photos.mkdir()
+    Image.fromarray(skdata.astronaut()[:40, :44]).save(photos / "face.png")
+    out = tmp_path / "docs" / "results.md"
+    rc = results.main(["--data", str(tiny), "--models", "bicubic", "--degraded", f"{tiny}:{lr}", "--real", str(photos),
+                       "--real-models", "bicubic", str(weights), "--out", str(out), "--figures",
+                       str(tmp_path / "docs" / "figures"), "--readme", str(tmp_path / "none.md"), "--device", "cpu"])
+    assert rc == 0
+    text = out.read_text()
+    assert "## Real-world photos" in text and "| model | Tiny_degraded PSNR / SSIM / LPIPS |" in text
+    assert "| model | Photos NIQE / grid |" in text and f"| {weights.stem} |" in text
+    assert "![realworld_x4](figures/realworld_x4.png)" in text
+    assert (tmp_path / "docs" / "figures" / "realworld_x4.png").is_file()
+    assert results.main(["--data", str(tiny), "--degraded", str(tiny), "--out", str(out)]) == 2  # no ":LR_DIR"
