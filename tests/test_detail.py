@@ -19,10 +19,11 @@ def small(photo) -> np.ndarray:
     return np.ascontiguousarray(photo[:24, :24])
 
 
-def test_api_dial_ends_are_the_two_bundled_models(small):
-    at = {a: np.asarray(srgan.upscale(small, detail=a, precision="fp32", device="cpu")) for a in (0.0, 0.5, 1.0)}
-    psnr_model = np.asarray(srgan.upscale(small, model="srresnet_x4", precision="fp32", device="cpu"))
-    gan_model = np.asarray(srgan.upscale(small, model="srgan_x4", precision="fp32", device="cpu"))
+@pytest.mark.parametrize("gan, base", [("srgan_x4", "srresnet_x4"), ("srgan_x4_real", "srresnet_x4_real")])
+def test_api_dial_ends_are_the_two_bundled_models(small, gan, base):
+    at = {a: np.asarray(srgan.upscale(small, model=gan, detail=a, precision="fp32", device="cpu")) for a in (0.0, 0.5, 1.0)}
+    psnr_model = np.asarray(srgan.upscale(small, model=base, precision="fp32", device="cpu"))
+    gan_model = np.asarray(srgan.upscale(small, model=gan, precision="fp32", device="cpu"))
     assert np.array_equal(at[0.0], psnr_model) and np.array_equal(at[1.0], gan_model)
     assert not np.array_equal(at[0.5], at[0.0]) and not np.array_equal(at[0.5], at[1.0])
     assert srgan.load_model("srgan_x4", "cpu", detail=0.25).name == "srgan_x4@0.25"

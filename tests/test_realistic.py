@@ -162,6 +162,30 @@ def test_config_keys_and_their_round_trip():
     assert TrainConfig().degradation == "bicubic"
 
 
+def test_clean_share_gets_the_benchmarks_bicubic_lr_and_the_unsharpened_target(hr_batch):
+    """clean_prob: those images get bicubic LR of the unsharpened crop (what srgan eval feeds a
+    model) and that crop as the target; the others are degraded exactly as without the option."""
+    from srgan.data.degradation import bicubic_downscale
+    from srgan.data.realistic import clean_mask
+
+    cfg = DegradationConfig(clean_prob=0.5)
+    mask = clean_mask(cfg, hr_batch.shape[0], 0, 3)
+    assert 0 < int(mask.sum()) < hr_batch.shape[0]  # this seed and step draw both kinds
+    assert torch.equal(clean_mask(cfg, 2, 0, 3, offset=2), mask[2:4])  # a DDP rank's slice
+    lr, target = training_pair(hr_batch, 3, cfg, 4, seed=0)
+    lr0, target0 = training_pair(hr_batch, 3, DegradationConfig(), 4, seed=0)
+    torch.testing.assert_close(lr[~mask], lr0[~mask], rtol=0, atol=0)
+    torch.testing.assert_close(target[~mask], target0[~mask], rtol=0, atol=0)
+    torch.testing.assert_close(target[mask], hr_batch[mask].float())
+    j = int(mask.nonzero()[0])
+    pil = bicubic_downscale((hr_batch[j].permute(1, 2, 0) * 255).round().byte().numpy(), 4)
+    ours = (lr[j].permute(1, 2, 0) * 255).round().byte().numpy()
+    assert np.abs(ours.astype(int) - pil.astype(int)).max() <= 2  # torch's antialiased bicubic is Pillow's
+    assert DegradationConfig(clean_prob=0).clean_prob == 0
+    with pytest.raises(ValueError, match="clean_prob must be a probability"):
+        DegradationConfig(clean_prob=1.5)
+
+
 def test_defaults_are_real_esrgans_published_values():
     cfg = DegradationConfig()
     assert (cfg.resize_prob, cfg.resize_range, cfg.noise_range, cfg.poisson_scale_range) == (

@@ -97,7 +97,9 @@ def test_default_app_offers_the_bundled_models():
     body = TestClient(create_app()).get("/v1/models").json()
     assert body["default"] == "srgan_x4"
     by_name = {m["name"]: m for m in body["models"]}
-    assert set(by_name) == {"srresnet_x4", "srgan_x4"}
+    assert set(by_name) == {"srresnet_x4", "srgan_x4", "srresnet_x4_real", "srgan_x4_real"}
+    assert by_name["srgan_x4_real"]["detail"] and not by_name["srresnet_x4_real"]["detail"]
+    assert "real photos" in by_name["srgan_x4_real"]["description"]
     assert all(m["scale"] == 4 and m["description"] and not m["loaded"] for m in by_name.values())
 
 

@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="folders of real low-resolution photos (no ground truth, e.g. RealSRSet): each model "
                         "upscales every file as it is, and NIQE and grid score the outputs; with or without -d")
     p.add_argument("--detail", nargs="+", type=float, metavar="A",
-                   help="score bundled GAN models (srgan_x4) at these detail settings, 0 = their PSNR base ... 1 = "
+                   help="score bundled GAN models (srgan_x4, srgan_x4_real) at these detail settings, 0 = their PSNR base ... 1 = "
                         "themselves, one row each (srgan_x4@0.5): the perception-distortion curve")
     p.add_argument("--sr-dir", type=Path, metavar="DIR",
                    help="instead of -m/-d: score the images in DIR, made by any tool (NIQE alone without --hr-dir)")

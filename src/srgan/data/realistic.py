@@ -87,6 +87,11 @@ class DegradationConfig:
     # Unsharp-mask the HR crop before degrading it and use it as the training target, as
     # Real-ESRGAN does (gt_usm): the model learns to output slightly crisper images than its data.
     usm_sharpen: bool = True
+    # Not Real-ESRGAN's: the share of images whose LR is the plain antialiased bicubic downscale
+    # of the unsharpened HR, which is then the target. A model trained on degraded LR alone
+    # over-sharpens clean input (below bicubic PSNR on the benchmarks); these pairs teach it that a
+    # clean input wants a faithful output. Drawn from its own stream: the other draws do not move.
+    clean_prob: float = 0.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -490,14 +495,35 @@ def usm_sharpen(img: torch.Tensor, weight: float = 0.5, size: int = 51, threshol
     return soft * sharp + (1 - soft) * img
 
 
+def clean_mask(cfg: DegradationConfig, batch: int, seed: int, step: int, offset: int = 0) -> torch.Tensor:
+    """(B,) bool: the images of iteration `step` that get clean bicubic LR (`clean_prob`). Image j
+    draws from (seed, step, 3, offset + j), a stream of its own, so DDP ranks agree with one process."""
+    return torch.tensor([bool(np.random.default_rng((seed, step, 3, offset + j)).uniform() < cfg.clean_prob)
+                         for j in range(batch)], dtype=torch.bool)
+
+
+def bicubic_lr(hr: torch.Tensor, scale: int) -> torch.Tensor:
+    """Antialiased bicubic downscale of (B, 3, H, W) in [0, 1], rounded to 8 bits (torch's
+    antialiased kernel is Pillow's, which makes the benchmarks' and bicubic training's LR)."""
+    h, w = hr.shape[-2:]
+    lr = F.interpolate(hr, size=(h // scale, w // scale), mode="bicubic", antialias=True, align_corners=False)
+    return torch.clamp((lr * 255.0).round(), 0, 255) / 255.0
+
+
 def training_pair(hr: torch.Tensor, step: int, cfg: DegradationConfig, scale: int, seed: int,
                   offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(LR input, HR target) of iteration `step` from the HR crops: sharpened (usm_sharpen), then degraded."""
+    """(LR input, HR target) of iteration `step` from the HR crops: sharpened (usm_sharpen), then
+    degraded; the `clean_prob` share gets bicubic LR of the unsharpened crop, which is its target."""
     with torch.no_grad():
         hr = hr.float().contiguous()
-        if cfg.usm_sharpen:
-            hr = usm_sharpen(hr)
-        return degrade_batch(hr, cfg, scale, seed, step, offset), hr
+        target = usm_sharpen(hr) if cfg.usm_sharpen else hr
+        lr = degrade_batch(target, cfg, scale, seed, step, offset)
+        if cfg.clean_prob > 0:
+            clean = clean_mask(cfg, hr.shape[0], seed, step, offset).to(hr.device)
+            if bool(clean.any()):
+                lr = torch.where(clean[:, None, None, None], bicubic_lr(hr, scale), lr)
+                target = torch.where(clean[:, None, None, None], hr, target)
+        return lr, target
 
 
 # ----------------------------------------------------------------------------- single images

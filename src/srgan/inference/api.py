@@ -23,7 +23,7 @@ from .image_io import Picture, _from_pillow, to_8bit, to_pillow
 
 
 def resolve_weights(name_or_path: str | os.PathLike) -> Path:
-    """A bundled model name (srresnet_x4, srgan_x4), a downloaded catalogue name (`srgan models`)
+    """A bundled model name (srresnet_x4, srgan_x4, srresnet_x4_real, srgan_x4_real), a downloaded catalogue name (`srgan models`)
     or a weights file path -> the file."""
     key = str(name_or_path)
     if key in PRETRAINED:
@@ -46,7 +46,7 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | to
 
     `detail` in [0, 1] blends a bundled GAN model with the PSNR model it was fine-tuned from
     (network interpolation): 0 = srresnet_x4, 1 = srgan_x4, in between the two weight sets
-    mixed. Only bundled models with a `detail_base` (srgan_x4) have the dial.
+    mixed. Only bundled models with a `detail_base` (srgan_x4, srgan_x4_real) have the dial.
 
     Bundled names and srgan/SRResNet files run the SRResNet fast path; other .pth/.safetensors
     files go through spandrel (`pip install 'srgan[interop]'`); .onnx files through onnxruntime

@@ -32,6 +32,15 @@ PRETRAINED: dict[str, PretrainedWeights] = {
             "SRGAN x4: SRResNet fine-tuned with perceptual + adversarial loss: sharper texture.",
             detail_base="srresnet_x4",
         ),
+        PretrainedWeights(
+            "srresnet_x4_real", "srresnet_x4_real.safetensors",
+            "For real photos (noise, JPEG, blur), PSNR-trained: cleans them, smooth detail.",
+        ),
+        PretrainedWeights(
+            "srgan_x4_real", "srgan_x4_real.safetensors",
+            "For real photos: noise, JPEG, blur: cleans them while it upscales, with texture.",
+            detail_base="srresnet_x4_real",
+        ),
     )
 }
 
