@@ -1,7 +1,7 @@
 """GPU numbers in one lease: inference MP/s and % of the bf16 peak, training it/s of both phases,
 each against plain fp32 eager in the same run.
 
-    PYTHONPATH=src PYTHONUNBUFFERED=1 python3 benchmarks/gpu.py --out $OUT/gpu.json   # a lent GPU, ~5 min
+    PYTHONPATH=src PYTHONUNBUFFERED=1 python3 benchmarks/gpu.py --out $OUT/gpu.json   # a lent GPU (not run on one yet)
     python benchmarks/gpu.py --device cpu --quick --out /tmp/gpu.json   # smoke test of this script
 
 Peak: the bf16 (and fp32) 8192^2 matmul rate measured here, beside the card's datasheet figure
@@ -11,7 +11,7 @@ CUDA) and end to end through `srgan.upscale_array` (tiles sized from free memory
 out). FLOPs are counted by torch's FlopCounterMode on a small input and scaled by pixels (every
 layer is a convolution, linear in pixels). Training: `srgan.training.loop.train` itself, phase 1
 (MSE) and phase 2 (VGG54 + adversarial, the paper's D; and the long run's U-Net recipe), batch 16
-of 96 px crops of synthetic photos, precision auto against fp32; s/it is the loop's own median
+of 96 px crops of a test photo, precision auto against fp32; s/it is the loop's own median
 after warm-up (metrics.jsonl), so data loading and the optimiser are in it. VGG19 has random
 weights of the right shapes: speed does not depend on them, and nothing is downloaded.
 """
@@ -19,6 +19,7 @@ weights of the right shapes: speed does not depend on them, and nothing is downl
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import sys
@@ -31,7 +32,7 @@ import torch
 from PIL import Image
 
 import srgan
-from perf import random_vgg19_state  # benchmarks/ is on sys.path when this script runs
+from perf import photo, random_vgg19_state  # benchmarks/ is on sys.path when this script runs
 from srgan.device import autocast
 from srgan.training.config import TrainConfig
 from srgan.training.loop import train
@@ -89,7 +90,9 @@ def bench_inference(device: torch.device, sizes: list[int], rounds: int, peak_bf
         image = (np.random.default_rng(0).random((side, side, 3)) * 255).astype(np.uint8)
 
         def bare(dtype, fmt):
-            net = module.to(memory_format=fmt)
+            # A copy per variant: Module.to(memory_format=...) converts in place, so one shared
+            # module would run every variant in the layout of the last one built.
+            net = copy.deepcopy(module).to(memory_format=fmt)
             inp = x_cl if fmt == torch.channels_last else x
 
             def run():
@@ -115,19 +118,16 @@ def bench_inference(device: torch.device, sizes: list[int], rounds: int, peak_bf
             rows.append({"lr_side": side, "variant": name, "seconds": t, "out_mp_per_s": 16 * side**2 / t / 1e6,
                          "tflops": tflops, "pct_of_measured_bf16_peak": 100 * tflops / peak_bf16, "speedup": base / t})
             print(json.dumps(rows[-1]), flush=True)
-        module.to(memory_format=torch.contiguous_format)
     return rows
 
 
-def synthetic_photos(folder: Path, count: int = 24, side: int = 256) -> Path:
-    """Smooth random colour fields with edges: photo-like enough for crops, no data set needed."""
+def photo_folder(folder: Path, count: int = 24, side: int = 256) -> Path:
+    """`count` different side x side crops of perf.py's test photo: training data, no data set needed."""
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
+    big = photo(2 * side, 2 * side)
     for i in range(count):
-        small = rng.random((side // 16, side // 16, 3))
-        img = np.asarray(Image.fromarray((small * 255).astype(np.uint8)).resize((side, side), Image.BICUBIC))
-        noise = rng.normal(0, 8, img.shape)
-        Image.fromarray(np.clip(img + noise, 0, 255).astype(np.uint8)).save(folder / f"p{i:02d}.png")
+        y, x = (i * 37) % side, (i * 53) % side
+        Image.fromarray(big[y : y + side, x : x + side]).save(folder / f"p{i:02d}.png")
     return folder
 
 
@@ -138,7 +138,7 @@ def random_vgg_file(path: Path) -> Path:
 
 
 def bench_training(device: torch.device, iterations: int, work: Path, batch: int = 16) -> list[dict]:
-    photos = synthetic_photos(work / "photos")
+    photos = photo_folder(work / "photos")
     vgg = str(random_vgg_file(work / "vgg.pth"))
     cases = [("phase 1: SRResNet, MSE", dict(phase="srresnet", content_loss="mse")),
              ("phase 2: SRGAN, VGG54 + 1e-3 adversarial (paper D)", dict(phase="srgan", content_loss="vgg54",

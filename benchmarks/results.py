@@ -22,8 +22,8 @@ from pathlib import Path
 
 from srgan.device import select_device
 from srgan.metrics.evaluate import (
-    BICUBIC, DatasetResult, EvalInputError, Report, WeightsNotFoundError, load_perceptual, load_upscaler, model_label,
-    run_benchmark,
+    BICUBIC, DatasetResult, EvalInputError, Report, WeightsNotFoundError, dataset_name, load_perceptual, load_upscaler,
+    model_label, run_benchmark,
 )
 from srgan.metrics.figure import comparison_figure
 from srgan.models import WeightsError
@@ -317,6 +317,18 @@ def update_readme(readme: Path, table: str, figure: Path | None) -> bool:
     return True
 
 
+def image_selector(names: list[str] | None, datasets: set[str] | None = None):
+    """(dataset, image, index) -> bool for run_benchmark's figure_images: the images named NAME or
+    DATASET/NAME, else the first image of each dataset; only within `datasets` when given."""
+    wanted = set(names or ())
+
+    def select(ds: str, im: str, i: int) -> bool:
+        if datasets is not None and ds not in datasets:
+            return False
+        return im in wanted or f"{ds}/{im}" in wanted if wanted else i == 0
+    return select
+
+
 def load_models(specs: list[str], args: argparse.Namespace, notes: list[str]) -> list:
     """Upscalers for `specs`; a model whose weights are missing is skipped with a note.
     EvalInputError (an unknown name) propagates: a usage error."""
@@ -347,8 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     perceptual, perceptual_notes = load_perceptual(args.metric_weights, args.device)
     notes += perceptual_notes
-    wanted = set(args.figure_images or ())
-    select = (lambda ds, im, i: im in wanted or f"{ds}/{im}" in wanted) if wanted else (lambda ds, im, i: i == 0)
+    select = image_selector(args.figure_images)
     try:
         report = run_benchmark(args.data, upscalers, args.scale, perceptual=perceptual, figure_images=select)
     except EvalInputError as exc:
@@ -368,9 +379,8 @@ def main(argv: list[str] | None = None) -> int:
             curve_figure = detail_figure(report.results, curve, datasets, args.figures / f"detail_curve_x{args.scale}.png")
     real, real_figures = None, []
     if real_upscalers:
-        wanted_real = set(args.real_figure_images or ())
-        select_real = ((lambda ds, im, i: im in wanted_real or f"{ds}/{im}" in wanted_real) if wanted_real
-                       else (lambda ds, im, i: i == 0))
+        # Figures of the photos only: the degraded sets have their tables.
+        select_real = image_selector(args.real_figure_images, {dataset_name(f) for f in args.real})
         try:
             real = run_benchmark([hr for hr, _ in degraded], real_upscalers, args.scale, perceptual=perceptual,
                                  lr_folders=[lr for _, lr in degraded] or None, real_folders=args.real,
@@ -379,7 +389,6 @@ def main(argv: list[str] | None = None) -> int:
             log.error("error: %s", exc)
             return 2
         notes += [f"failed input: {f}" for f in real.failures]
-        real.figure_rows = [r for r in real.figure_rows if r.hr is None]  # the photos; the degraded sets have tables
         if real.figure_rows:
             real_figures = [comparison_figure(real.figure_rows, args.figures / f"realworld_x{args.scale}.png",
                                               border=args.scale)]

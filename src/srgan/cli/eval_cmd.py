@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"bicubic, a bundled model ({', '.join(PRETRAINED)}), a downloaded catalogue name "
                         "(srgan models) or a weights file (SRResNet; any spandrel SR model with srgan[interop]; "
                         ".onnx with srgan[onnx]); several allowed")
-    p.add_argument("-d", "--data", nargs="+", metavar="DIR",
+    p.add_argument("-d", "--data", nargs="+", metavar="DIR", default=[],
                    help="folders of HR images, one dataset each (named by the folder, e.g. Set5)")
     p.add_argument("--lr-dir", nargs="+", metavar="DIR",
                    help="with -d: LR inputs to use instead of bicubic downscaling, one folder per -d folder, "
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
             raise EvalInputError("--figure-images needs --figure FILE.png")
         if args.figure:
             require_matplotlib()
-        folders = [*(args.data or ()), *args.real]
+        folders = [*args.data, *args.real]
         listings = {dataset_name(d): [name for name, _ in list_dataset(d)] for d in folders}
         for d in args.lr_dir or ():
             list_dataset(d)
@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
 
     perceptual = _perceptual(args, load_perceptual)
     report = run_benchmark(
-        args.data or [], upscalers, args.scale, rgb=args.rgb, perceptual=perceptual,
+        args.data, upscalers, args.scale, rgb=args.rgb, perceptual=perceptual,
         figure_images=select if args.figure else None, save_dir=args.save_images, progress=not args.quiet,
         lr_folders=args.lr_dir, real_folders=args.real,
     )

@@ -447,7 +447,12 @@ def apply_plan(hr: torch.Tensor, plan: DegradationPlan, scale: int) -> torch.Ten
     else:
         out = jpeg(out, second.jpeg_quality)
         out = filter2d(_resize(out, (h // scale, w // scale), plan.final_mode), plan.sinc)
-    return torch.clamp((out * 255.0).round(), 0, 255) / 255.0
+    return _to_8bit(out)
+
+
+def _to_8bit(x: torch.Tensor) -> torch.Tensor:
+    """Round [0, 1] values to the 256 levels an 8-bit LR image holds (kept in [0, 1])."""
+    return torch.clamp((x * 255.0).round(), 0, 255) / 255.0
 
 
 def degrade_batch(hr: torch.Tensor, cfg: DegradationConfig, scale: int, seed: int, step: int,
@@ -506,8 +511,7 @@ def bicubic_lr(hr: torch.Tensor, scale: int) -> torch.Tensor:
     """Antialiased bicubic downscale of (B, 3, H, W) in [0, 1], rounded to 8 bits (torch's
     antialiased kernel is Pillow's, which makes the benchmarks' and bicubic training's LR)."""
     h, w = hr.shape[-2:]
-    lr = F.interpolate(hr, size=(h // scale, w // scale), mode="bicubic", antialias=True, align_corners=False)
-    return torch.clamp((lr * 255.0).round(), 0, 255) / 255.0
+    return _to_8bit(F.interpolate(hr, size=(h // scale, w // scale), mode="bicubic", antialias=True, align_corners=False))
 
 
 def training_pair(hr: torch.Tensor, step: int, cfg: DegradationConfig, scale: int, seed: int,
@@ -521,7 +525,7 @@ def training_pair(hr: torch.Tensor, step: int, cfg: DegradationConfig, scale: in
         if cfg.clean_prob > 0:
             clean = clean_mask(cfg, hr.shape[0], seed, step, offset).to(hr.device)
             if bool(clean.any()):
-                lr = torch.where(clean[:, None, None, None], bicubic_lr(hr, scale), lr)
+                lr[clean] = bicubic_lr(hr[clean], scale)  # lr is fresh; target may be the caller's hr
                 target = torch.where(clean[:, None, None, None], hr, target)
         return lr, target
 

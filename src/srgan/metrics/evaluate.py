@@ -470,13 +470,12 @@ def run_benchmark(
         raise EvalInputError(f"give one LR folder per HR folder ({len(lr_folders)} for {len(folders)})")
     for f in lr_folders or ():
         list_dataset(f)  # EvalInputError for a missing folder, before any work
-    lr_indexes = [index_by_stem([f], scale) for f in lr_folders] if lr_folders else [None] * len(folders)
-    listings = [(dataset_name(lr_folders[i] if lr_folders else f), list_dataset(f)) for i, f in enumerate(folders)]
-    listings += [(dataset_name(f), list_dataset(f)) for f in real_folders]
-    lr_indexes += [None] * len(real_folders)
-    real = [False] * len(folders) + [True] * len(real_folders)
+    # (dataset name, its files, LR index by stem or None, real photos?) per folder
+    sources = [(dataset_name(lr_folders[i] if lr_folders else f), list_dataset(f),
+                index_by_stem([lr_folders[i]], scale) if lr_folders else None, False) for i, f in enumerate(folders)]
+    sources += [(dataset_name(f), list_dataset(f), None, True) for f in real_folders]
     has_bicubic = any(up.name == BICUBIC for up in upscalers)
-    for (dataset, files), lr_index, is_real in zip(listings, lr_indexes, real):
+    for dataset, files, lr_index, is_real in sources:
         if not files:
             report.failures.append(f"{dataset}: no images found")
             continue
