@@ -391,6 +391,7 @@ def random_vgg54() -> VGGFeatures:
 
 
 TRAIN_VARIANTS = ("plain fp32 NCHW", "loop of 2026-11-25", "loop now")
+G_FIRST = "loop now, g_first"  # gan_order = "g_first": G, then D, sharing D's forwards
 
 
 def training_step(phase: str, variant: str, batch: int = 16, hr_size: int = 96,
@@ -401,11 +402,12 @@ def training_step(phase: str, variant: str, batch: int = 16, hr_size: int = 96,
     "loop of 2026-11-25" (channels_last + bf16 autocast where native; HR through VGG in the
     same graph as SR, D's weight gradients also in G's backward, the classic generator and
     discriminator above), "loop now" (today's loop: HR features without a graph, D frozen
-    for G's backward, the polyphase generator, the fp32 dense layer). discriminator "unet":
-    the long run's recipe (U-Net D, RaGAN, L1 and LDL terms against an EMA copy).
+    for G's backward, the polyphase generator, the fp32 dense layer), G_FIRST (today's loop
+    with gan_order = "g_first"). discriminator "unet": the long run's recipe (U-Net D, RaGAN,
+    L1 and LDL terms against an EMA copy).
     """
     torch.manual_seed(0)
-    now = variant == "loop now"
+    now = variant in ("loop now", G_FIRST)
     dtype = torch.float32 if variant == "plain fp32 NCHW" else resolve_precision("auto", CPU)
     fmt = torch.contiguous_format if variant == "plain fp32 NCHW" else torch.channels_last
     gen = (Generator() if now else Nov25Generator()).to(memory_format=fmt).train()
@@ -434,48 +436,80 @@ def training_step(phase: str, variant: str, batch: int = 16, hr_size: int = 96,
     vgg = random_vgg54().to(memory_format=fmt)
     ema = copy.deepcopy(gen).eval().requires_grad_(False)
 
-    def step(batch: tuple[torch.Tensor, torch.Tensor] | None = None) -> float:
-        lr_b, hr_b = batch or (lr_img, hr_img)
-        lr_b, hr_b = lr_b.contiguous(memory_format=fmt), hr_b.contiguous(memory_format=fmt)
+    def g_losses(sr: torch.Tensor, lr_b: torch.Tensor, hr_b: torch.Tensor) -> torch.Tensor:
         with autocast(CPU, dtype):
-            sr = gen(lr_b)
-        d_opt.zero_grad(set_to_none=True)
-        with autocast(CPU, dtype):
-            real_logits, fake_logits = disc(hr_b).float(), disc(sr.detach()).float()
-        d_real, d_fake = d_losses(real_logits, fake_logits)
-        (d_real + d_fake).backward()
-        d_opt.step()
-        g_opt.zero_grad(set_to_none=True)
-        with autocast(CPU, dtype):
-            if now:
-                with torch.no_grad():
-                    real_f = vgg(hr_b).float()
-                fake_f = vgg(sr).float()
-            else:
-                fake_f, real_f = vgg(torch.cat([sr, hr_b.to(sr.dtype)])).float().chunk(2)
-        g_loss = F.mse_loss(fake_f, real_f.detach())
+            with torch.no_grad():
+                real_f = vgg(hr_b).float()
+            fake_f = vgg(sr).float()
+        loss = F.mse_loss(fake_f, real_f)
         if unet:
             with torch.no_grad(), autocast(CPU, dtype):
                 ema_sr = ema(lr_b)
-            g_loss = g_loss + 1e-2 * F.l1_loss(sr.float(), hr_b) + artifact_loss(sr, hr_b, ema_sr)
+            loss = loss + 1e-2 * F.l1_loss(sr.float(), hr_b) + artifact_loss(sr, hr_b, ema_sr)
+        return loss
+
+    def ema_update() -> None:
+        if unet:
+            with torch.no_grad():
+                for e, p in zip(ema.parameters(), gen.parameters()):
+                    e.lerp_(p, 0.01)
+
+    def generate(batch: tuple[torch.Tensor, torch.Tensor] | None):
+        lr_b, hr_b = batch or (lr_img, hr_img)
+        lr_b, hr_b = lr_b.contiguous(memory_format=fmt), hr_b.contiguous(memory_format=fmt)
+        with autocast(CPU, dtype):
+            return lr_b, hr_b, gen(lr_b)
+
+    def d_update(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> None:
+        d_opt.zero_grad(set_to_none=True)
+        d_real, d_fake = d_losses(real_logits, fake_logits)
+        (d_real + d_fake).backward()
+        d_opt.step()
+
+    def step_g_first(batch: tuple[torch.Tensor, torch.Tensor] | None = None) -> float:
+        lr_b, hr_b, sr = generate(batch)
+        g_opt.zero_grad(set_to_none=True)
+        g_loss = g_losses(sr, lr_b, hr_b)
+        sr_leaf = sr.detach().requires_grad_(True)
+        with autocast(CPU, dtype):
+            real_logits, fake_logits = disc(hr_b).float(), disc(sr_leaf).float()
+        adv = (ragan_generator_loss(real_logits.detach(), fake_logits) if unet
+               else generator_adversarial_loss(fake_logits))
+        (1e-3 * adv).backward(inputs=[sr_leaf], retain_graph=True)
+        torch.autograd.backward([g_loss, sr], [None, sr_leaf.grad])
+        d_update(real_logits, fake_logits)
+        g_opt.step()
+        ema_update()
+        return float((g_loss + 1e-3 * adv).detach())
+
+    def step(batch: tuple[torch.Tensor, torch.Tensor] | None = None) -> float:
+        lr_b, hr_b, sr = generate(batch)
+        with autocast(CPU, dtype):
+            real_logits, fake_logits = disc(hr_b).float(), disc(sr.detach()).float()
+        d_update(real_logits, fake_logits)
+        g_opt.zero_grad(set_to_none=True)
+        if now:
+            g_loss = g_losses(sr, lr_b, hr_b)
+        else:
+            with autocast(CPU, dtype):
+                fake_f, real_f = vgg(torch.cat([sr, hr_b.to(sr.dtype)])).float().chunk(2)
+            g_loss = F.mse_loss(fake_f, real_f.detach())
         disc.requires_grad_(not now)
         with autocast(CPU, dtype):
             fake_g = disc(sr).float()
             if unet:
                 with torch.no_grad():
-                    adv = ragan_generator_loss(disc(hr_b).float(), fake_g)
+                    real_g = disc(hr_b).float()
+                adv = ragan_generator_loss(real_g, fake_g)
             else:
                 adv = generator_adversarial_loss(fake_g)
         total = g_loss + 1e-3 * adv
         total.backward()
         g_opt.step()
         disc.requires_grad_(True)
-        if unet:
-            with torch.no_grad():
-                for e, p in zip(ema.parameters(), gen.parameters()):
-                    e.lerp_(p, 0.01)
+        ema_update()
         return float(total.detach())
-    return step
+    return step_g_first if variant == G_FIRST else step
 
 
 def step_flops(step: Callable[[], object]) -> float:
@@ -496,8 +530,8 @@ def bench_training(rounds: int, matmul: dict) -> list[dict]:
     rows = []
     roof = matmul.get("bf16") or matmul.get("fp32")
     cases = [("srresnet", "phase 1: SRResNet, MSE", "paper", TRAIN_VARIANTS),
-             ("srgan", "phase 2: SRGAN, VGG54 + adversarial", "paper", TRAIN_VARIANTS),
-             ("srgan", "phase 2, long-run recipe (U-Net D, RaGAN, L1, LDL)", "unet", ("loop now",))]
+             ("srgan", "phase 2: SRGAN, VGG54 + adversarial", "paper", (*TRAIN_VARIANTS, G_FIRST)),
+             ("srgan", "phase 2, long-run recipe (U-Net D, RaGAN, L1, LDL)", "unet", ("loop now", G_FIRST))]
     for phase, label, disc, variants in cases:
         steps = {v: training_step(phase, v, discriminator=disc) for v in variants}
         flops = {v: step_flops(fn) for v, fn in steps.items()}

@@ -101,17 +101,20 @@ def test_phase2_srgan_with_local_vgg_weights(folders, tmp_path, metric_weights):
     assert load_generator(out / "generator.safetensors").recipe["pattern_weight"] == 1e4
 
 
-def test_gan_recipe_options_train_and_resume_exactly(folders, tmp_path, monkeypatch):
+@pytest.mark.parametrize("order", ["d_first", "g_first"])
+def test_gan_recipe_options_train_and_resume_exactly(folders, tmp_path, monkeypatch, order):
     """U-Net discriminator + relativistic loss + L1 + LDL: every term logged, and resume is still exact."""
     vgg = fake_vgg_file(tmp_path / "vgg19.pth")
     recipe = ("--phase", "srgan", "--vgg-weights", str(vgg), "--discriminator", "unet", "--d-channels", "8",
-              "--gan-loss", "ragan", "--pixel-weight", "1e-2", "--ldl-weight", "1", "--ema-decay", "0.9")
+              "--gan-loss", "ragan", "--pixel-weight", "1e-2", "--ldl-weight", "1", "--ema-decay", "0.9",
+              "--gan-order", order)
     whole = tmp_path / "whole"
     assert train(folders, whole, *recipe) == 0
     rows = [json.loads(line) for line in (whole / "metrics.jsonl").read_text().splitlines()]
     assert {"pixel_loss", "ldl_loss", "adv_loss", "d_real_loss", "d_fake_loss"} <= set(rows[0])
     recipe_meta = load_generator(whole / "generator.safetensors").recipe
     assert recipe_meta["discriminator"] == "unet" and recipe_meta["gan_loss"] == "ragan"
+    assert recipe_meta["gan_order"] == order
     parts = tmp_path / "parts"
     with monkeypatch.context() as m:
         interrupt_at(m, 1)
@@ -122,6 +125,38 @@ def test_gan_recipe_options_train_and_resume_exactly(folders, tmp_path, monkeypa
     for part in ("generator", "discriminator", "ema"):
         for k, v in a[part].items():
             assert torch.equal(v, b[part][k]), (part, k)
+
+
+def _weights(run, part):
+    """Trained tensors of one network in a run's checkpoint (no BatchNorm statistics or power-iteration vectors)."""
+    state = torch.load(run / "checkpoint.pt", weights_only=True)[part]
+    return {k: v for k, v in state.items() if v.is_floating_point() and not k.endswith(("_u", "_v", "running_mean", "running_var"))}
+
+
+def test_g_first_gives_each_network_the_gradient_of_the_paper_loop(folders, tmp_path, monkeypatch):
+    """g_first shares D's forwards between the two steps: D's step is the one d_first takes, and G's
+    adversarial gradient is the one d_first gives when D has not moved."""
+    vgg = fake_vgg_file(tmp_path / "vgg19.pth")
+    gan = ("--phase", "srgan", "--vgg-weights", str(vgg), "--d-channels", "8")
+    unet = (*gan, "--discriminator", "unet", "--gan-loss", "ragan", "--iterations", "1")
+    for order in ("d_first", "g_first"):
+        assert train(folders, tmp_path / f"one_{order}", *unet, "--gan-order", order) == 0
+    d_first, g_first = (_weights(tmp_path / f"one_{o}", "discriminator") for o in ("d_first", "g_first"))
+    for k, v in d_first.items():  # D's first step: from the same D and the same SR in both orders
+        torch.testing.assert_close(g_first[k], v, rtol=1e-5, atol=1e-7, msg=k)
+    g = [_weights(tmp_path / f"one_{o}", "generator") for o in ("d_first", "g_first")]
+    assert any(not torch.equal(v, g[1][k]) for k, v in g[0].items())  # G saw D before / after its step
+
+    # With D's loss at zero, D never moves, so the two orders must train G identically.
+    import srgan.training.loop as loop
+    monkeypatch.setattr(loop, "discriminator_losses", lambda real, fake: (0 * real.sum(), 0 * fake.sum()))
+    for order in ("d_first", "g_first"):
+        assert train(folders, tmp_path / f"still_{order}", *gan, "--iterations", "3", "--gan-order", order) == 0
+    d = [_weights(tmp_path / f"still_{o}", "discriminator") for o in ("d_first", "g_first")]
+    g = [_weights(tmp_path / f"still_{o}", "generator") for o in ("d_first", "g_first")]
+    assert all(torch.equal(v, d[1][k]) for k, v in d[0].items())
+    for k, v in g[0].items():
+        torch.testing.assert_close(g[1][k], v, rtol=1e-5, atol=1e-7, msg=k)
 
 
 def test_offline_without_vgg_weights_stops_before_work(folders, tmp_path, monkeypatch, capsys):
@@ -157,7 +192,8 @@ def test_lr_schedule_is_a_pure_function_of_the_step():
 
 @pytest.mark.parametrize("bad, match", [({"phase": "x"}, "phase"), ({"patch_size": 30}, "patch_size"),
                                         ({"content_loss": "vgg54"}, "pixel loss"), ({"nope": 1}, "unknown"),
-                                        ({"checkpoint_moments": "fp16"}, "checkpoint_moments")])
+                                        ({"checkpoint_moments": "fp16"}, "checkpoint_moments"),
+                                        ({"gan_order": "both"}, "gan_order")])
 def test_config_validation(bad, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig.from_dict(bad)

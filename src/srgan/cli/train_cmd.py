@@ -40,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="paper (one logit per crop, default) | unet (per-pixel logits, spectral norm, Real-ESRGAN style)")
     p.add_argument("--d-channels", type=int, metavar="N", help="discriminator base width (default 64; 32 suits a CPU unet)")
     p.add_argument("--gan-loss", choices=("vanilla", "ragan"), help="vanilla (the paper's, default) | ragan (relativistic average)")
+    p.add_argument("--gan-order", choices=("d_first", "g_first"),
+                   help="d_first: D steps, then G against the updated D (the paper's, default) | "
+                        "g_first: both against D before its step (BasicSR's order; shares D's forwards, faster)")
     p.add_argument("--pixel-weight", type=float, metavar="W", help="add W x L1(SR, HR) in the GAN phase (ESRGAN: 1e-2)")
     p.add_argument("--ldl-weight", type=float, metavar="W",
                    help="add W x the LDL artifact term (needs --ema-decay; the paper: 1)")

@@ -17,6 +17,7 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 SCHEDULES = ("constant", "step", "cosine")
 DISCRIMINATORS = ("paper", "unet")
 GAN_LOSSES = ("vanilla", "ragan")
+GAN_ORDERS = ("d_first", "g_first")
 DEGRADATIONS = ("bicubic", "realesrgan")
 MOMENT_PRECISIONS = ("fp32", "bf16", "compact")
 
@@ -55,6 +56,11 @@ class TrainConfig:
     discriminator: str = "paper"  # paper (one logit per crop) | unet (per-pixel logits, spectral norm)
     d_channels: int = 64  # the discriminator's base width (paper: 64; unet on a CPU: 32)
     gan_loss: str = "vanilla"  # vanilla (the paper's BCE) | ragan (relativistic average, ESRGAN)
+    # d_first: D steps, then G against the updated D (the paper's alternation; 4 D forwards per
+    # step with ragan, 3 with vanilla). g_first: G, then D, both against D as it was at the start
+    # of the step (BasicSR's order, as ESRGAN and Real-ESRGAN train), which lets the two steps
+    # share one D forward on HR and one on SR (docs/performance.md measures the saving).
+    gan_order: str = "d_first"
     pixel_weight: float = 0.0  # L1 between SR and HR, times this (ESRGAN: 1e-2)
     ldl_weight: float = 0.0  # LDL artifact term (losses/artifacts.py) against the EMA's output; needs ema_decay
     vgg_weights: str | None = None
@@ -101,6 +107,7 @@ class TrainConfig:
         need(0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}")
         need(self.discriminator in DISCRIMINATORS, f"discriminator must be one of {DISCRIMINATORS}, got {self.discriminator!r}")
         need(self.gan_loss in GAN_LOSSES, f"gan_loss must be one of {GAN_LOSSES}, got {self.gan_loss!r}")
+        need(self.gan_order in GAN_ORDERS, f"gan_order must be one of {GAN_ORDERS}, got {self.gan_order!r}")
         need(self.d_channels >= 4, f"d_channels must be >= 4, got {self.d_channels}")
         need(self.pixel_weight >= 0, f"pixel_weight must be >= 0, got {self.pixel_weight}")
         need(self.ldl_weight >= 0, f"ldl_weight must be >= 0, got {self.ldl_weight}")

@@ -4,7 +4,9 @@ Phase "srresnet": the generator alone on a pixel loss (MSE, the paper's SRResNet
 Phase "srgan": starting from a trained SRResNet, alternate
   D: BCE(D(HR), 1) + BCE(D(G(LR)), 0)
   G: content(G(LR), HR) + adv_weight * BCE(D(G(LR)), 1)
-with content = VGG54 / VGG22 feature MSE (or pixel MSE for the paper's SRGAN-MSE).
+with content = VGG54 / VGG22 feature MSE (or pixel MSE for the paper's SRGAN-MSE), D's step
+first (the paper's order) or, with gan_order = "g_first", both steps against D as it was at
+the start of the step, sharing D's forwards (BasicSR's order).
 Recipe options beyond the paper, each off by default (config.py): a per-pixel U-Net
 discriminator, the relativistic average GAN loss, an L1 pixel term, the LDL artifact term
 against the EMA model, and the low-frequency and sub-pixel pattern terms.
@@ -127,7 +129,8 @@ def _recipe(cfg: TrainConfig, step: int) -> dict:
         "adv_weight": cfg.adv_weight if cfg.phase == "srgan" else 0.0, "ema_decay": cfg.ema_decay,
         "lowfreq_weight": cfg.lowfreq_weight, "pattern_weight": cfg.pattern_weight,
         **({"discriminator": cfg.discriminator, "d_channels": cfg.d_channels, "gan_loss": cfg.gan_loss,
-            "pixel_weight": cfg.pixel_weight, "ldl_weight": cfg.ldl_weight} if cfg.phase == "srgan" else {}),
+            "gan_order": cfg.gan_order, "pixel_weight": cfg.pixel_weight, "ldl_weight": cfg.ldl_weight}
+           if cfg.phase == "srgan" else {}),
         "data": [Path(d).name for d in cfg.train_dirs],
         "degradation": ("bicubic x1/scale (Pillow, antialiased)" if cfg.degradation == "bicubic"
                         else cfg.realesrgan.summary()),
@@ -219,6 +222,7 @@ def train(cfg: TrainConfig) -> Path:
         cfg.save(run_dir / "config.json")
 
     g_model, d_model = gen, disc
+    g_first = cfg.gan_order == "g_first"
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
         g_model = torch.nn.parallel.DistributedDataParallel(gen, device_ids=ids)
@@ -234,6 +238,19 @@ def train(cfg: TrainConfig) -> Path:
         pin_memory=device.type == "cuda", persistent_workers=cfg.workers > 0,
     )
     batches = iter(loader)
+
+    def d_step(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+        d_opt.zero_grad(set_to_none=True)
+        d_real, d_fake = d_losses(real_logits, fake_logits)
+        scaler.scale(d_real + d_fake).backward()
+        scaler.step(d_opt)
+        return {"d_loss": (d_real + d_fake).detach(), "d_real_loss": d_real.detach(), "d_fake_loss": d_fake.detach(),
+                "d_hr": torch.sigmoid(real_logits).mean().detach(), "d_sr": torch.sigmoid(fake_logits).mean().detach()}
+
+    def adversarial(real_logits: torch.Tensor | None, fake_logits: torch.Tensor) -> torch.Tensor:
+        # RaGAN's reference D(HR) is a constant for G.
+        return (ragan_generator_loss(real_logits.detach(), fake_logits) if cfg.gan_loss == "ragan"
+                else generator_adversarial_loss(fake_logits))
 
     def save_all(reason: str) -> None:
         if not main:
@@ -282,17 +299,10 @@ def train(cfg: TrainConfig) -> Path:
             losses: dict[str, torch.Tensor] = {}
             with autocast(device, dtype):
                 sr = g_model(lr_img)
-            if d_model is not None:
-                d_opt.zero_grad(set_to_none=True)
+            if d_model is not None and not g_first:
                 with autocast(device, dtype):
-                    real_logits = d_model(hr_img).float()
-                    fake_logits = d_model(sr.detach()).float()
-                d_real, d_fake = d_losses(real_logits, fake_logits)
-                scaler.scale(d_real + d_fake).backward()
-                scaler.step(d_opt)
-                losses |= {"d_loss": (d_real + d_fake).detach(), "d_real_loss": d_real.detach(),
-                           "d_fake_loss": d_fake.detach(), "d_hr": torch.sigmoid(real_logits).mean().detach(),
-                           "d_sr": torch.sigmoid(fake_logits).mean().detach()}
+                    real_logits, fake_logits = d_model(hr_img).float(), d_model(sr.detach()).float()
+                losses |= d_step(real_logits, fake_logits)
 
             g_opt.zero_grad(set_to_none=True)
             if cfg.content_loss == "l1":
@@ -327,28 +337,40 @@ def train(cfg: TrainConfig) -> Path:
                 artifacts = artifact_loss(sr, hr_img, ema_sr)
                 g_loss = g_loss + cfg.ldl_weight * artifacts
                 losses["ldl_loss"] = artifacts.detach()
-            if disc is not None:
+
+            if disc is not None and g_first:
+                # G first (BasicSR's order): D is still at its weights of this step when it takes its
+                # own step, so one forward of D on HR and one on SR serve both steps. SR enters D as a
+                # leaf: G's adversarial gradient is read off D's input (backward to that input only,
+                # so no D weight gradients), then the same graph gives D its weight gradients, and
+                # nothing of D's loss reaches G.
+                sr_leaf = sr.detach().requires_grad_(True)
+                with autocast(device, dtype):
+                    real_logits, fake_logits = d_model(hr_img).float(), d_model(sr_leaf).float()
+                adv = adversarial(real_logits, fake_logits)
+                scaler.scale(cfg.adv_weight * adv).backward(inputs=[sr_leaf], retain_graph=True)
+                losses |= {"adv_loss": adv.detach(), "g_loss": (g_loss + cfg.adv_weight * adv).detach()}
+                torch.autograd.backward([scaler.scale(g_loss), sr], [None, sr_leaf.grad])
+                losses |= d_step(real_logits, fake_logits)
+            elif disc is not None:
                 # D frozen: G needs gradients through D, not D's own, which the next D step would
                 # discard anyway; skipping them saves a third of D's backward. The bare module, not
                 # the DDP wrapper: this backward must not all-reduce D's (absent) gradients.
                 disc.requires_grad_(False)
                 with autocast(device, dtype):
-                    fake_g = disc(sr).float()
-                    if cfg.gan_loss == "ragan":
-                        # D(HR) after D's update, as a constant: the relativistic term's reference.
-                        with torch.no_grad():
-                            real_g = disc(hr_img).float()
-                        adv = ragan_generator_loss(real_g, fake_g)
-                    else:
-                        adv = generator_adversarial_loss(fake_g)
+                    # D after its update (the paper's alternation); RaGAN's reference D(HR) needs no graph.
+                    with torch.no_grad():
+                        real_g = disc(hr_img).float() if cfg.gan_loss == "ragan" else None
+                    adv = adversarial(real_g, disc(sr).float())
                 g_loss = g_loss + cfg.adv_weight * adv
-                losses["adv_loss"] = adv.detach()
-            losses["g_loss"] = g_loss.detach()
-            scaler.scale(g_loss).backward()
+                losses |= {"adv_loss": adv.detach(), "g_loss": g_loss.detach()}
+                scaler.scale(g_loss).backward()
+                disc.requires_grad_(True)
+            else:
+                losses["g_loss"] = g_loss.detach()
+                scaler.scale(g_loss).backward()
             scaler.step(g_opt)
             scaler.update()
-            if disc is not None:
-                disc.requires_grad_(True)
             if ema is not None:
                 with torch.no_grad():
                     for e, p in ema_pairs:
