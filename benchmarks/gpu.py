@@ -143,9 +143,10 @@ def bench_training(device: torch.device, iterations: int, work: Path, batch: int
     cases = [("phase 1: SRResNet, MSE", dict(phase="srresnet", content_loss="mse")),
              ("phase 2: SRGAN, VGG54 + 1e-3 adversarial (paper D)", dict(phase="srgan", content_loss="vgg54",
                                                                        adv_weight=1e-3, vgg_weights=vgg)),
-             ("phase 2, long-run recipe (U-Net D, RaGAN, L1, LDL, EMA)",
+             ("phase 2, long-run recipe (U-Net D, RaGAN, L1, LDL, EMA, g_first)",
               dict(phase="srgan", content_loss="vgg54", adv_weight=5e-3, vgg_weights=vgg, discriminator="unet",
-                   d_channels=32, gan_loss="ragan", pixel_weight=1e-2, ldl_weight=1.0, ema_decay=0.999))]
+                   d_channels=32, gan_loss="ragan", gan_order="g_first", pixel_weight=1e-2, ldl_weight=1.0,
+                   ema_decay=0.999))]
     rows = []
     for label, recipe in cases:
         base = None
