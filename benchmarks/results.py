@@ -281,6 +281,9 @@ def render(report: Report, models: list[str], datasets: list[str], figures: list
                   "scored by NIQE (no reference, lower is more natural) and grid.", "",
                   *real_world_tables(real.results, real_models)]
         parts += [f"![{p.stem}]({Path(_relative(p, out_dir)).as_posix()})" for p in real_figures]
+        card = Path(_relative(ROOT / "docs" / "models.md", out_dir)).as_posix()
+        parts += ["", "What the real-photo models remove in these crops and what they do not fix, judged at 100%: "
+                      f"[their model card]({card}#srresnet_x4_real-and-srgan_x4_real-for-real-photos)."]
     if check:
         parts += ["", "Protocol check (bicubic must reproduce the reference figures of this protocol):", "", *check]
     if notes:
