@@ -22,8 +22,8 @@ from pathlib import Path
 
 from srgan.device import select_device
 from srgan.metrics.evaluate import (
-    BICUBIC, DatasetResult, EvalInputError, Report, WeightsNotFoundError, dataset_name, load_perceptual, load_upscaler,
-    model_label, run_benchmark,
+    BICUBIC, DatasetResult, EvalInputError, Report, WeightsNotFoundError, dataset_name, image_selector, load_perceptual,
+    load_upscaler, model_label, run_benchmark,
 )
 from srgan.metrics.figure import comparison_figure
 from srgan.models import WeightsError
@@ -318,18 +318,6 @@ def update_readme(readme: Path, table: str, figure: Path | None) -> bool:
         body += ["", f"![{figure.stem}]({Path(_relative(figure, readme.parent)).as_posix()})"]
     readme.write_text(head + README_BEGIN + "\n" + "\n".join(body) + "\n" + README_END + tail)
     return True
-
-
-def image_selector(names: list[str] | None, datasets: set[str] | None = None):
-    """(dataset, image, index) -> bool for run_benchmark's figure_images: the images named NAME or
-    DATASET/NAME, else the first image of each dataset; only within `datasets` when given."""
-    wanted = set(names or ())
-
-    def select(ds: str, im: str, i: int) -> bool:
-        if datasets is not None and ds not in datasets:
-            return False
-        return im in wanted or f"{ds}/{im}" in wanted if wanted else i == 0
-    return select
 
 
 def load_models(specs: list[str], args: argparse.Namespace, notes: list[str]) -> list:

@@ -82,11 +82,11 @@ def figure_selector(names: list[str] | None, listings: dict[str, list[str]]):
 
     `names` entries are IMAGE or DATASET/IMAGE; None selects the first image of each dataset.
     """
-    if not names:
-        return (lambda dataset, image, index: index == 0), []
-    wanted = set(names)
+    from ..metrics.evaluate import image_selector
+
+    wanted = set(names or ())
     found = {n for n in wanted for ds, images in listings.items() for im in images if n in (im, f"{ds}/{im}")}
-    return (lambda dataset, image, index: image in wanted or f"{dataset}/{image}" in wanted), sorted(wanted - found)
+    return image_selector(names), sorted(wanted - found)
 
 
 def format_table(rows: list[dict[str, object]], columns: list[tuple[str, str, str]]) -> str:

@@ -438,6 +438,18 @@ def save_image(path: Path, img: np.ndarray) -> None:
     atomic_write(path, lambda tmp: Image.fromarray(img).save(tmp, format="PNG"))
 
 
+def image_selector(names: Sequence[str] | None, datasets: set[str] | None = None) -> Callable[[str, str, int], bool]:
+    """(dataset, image, index) -> bool for run_benchmark's `figure_images`: the images named IMAGE
+    or DATASET/IMAGE, else the first image of each dataset; only within `datasets` when given."""
+    wanted = set(names or ())
+
+    def select(dataset: str, image: str, index: int) -> bool:
+        if datasets is not None and dataset not in datasets:
+            return False
+        return image in wanted or f"{dataset}/{image}" in wanted if wanted else index == 0
+    return select
+
+
 def run_benchmark(
     folders: Sequence[str | Path],
     upscalers: Sequence[Upscaler],
