@@ -393,22 +393,53 @@ def test_plot_adds_an_lpips_panel_when_the_run_logged_it(tmp_path):
     assert Image.open(tmp_path / "with.png").size[0] > 1.3 * Image.open(tmp_path / "without.png").size[0]
 
 
+GAN4 = ["--phase", "srgan", "--content-loss", "mse", "--discriminator", "unet", "--d-channels", "8",
+        "--ema-decay", "0.9", "--iterations", "4"]
+
+
+def stopped_gan_run(folders, tmp_path, monkeypatch, moments: str, stop_at: int):
+    """A 4-iteration GAN run ("fp32"), and the same run stopped at `stop_at` with `moments` checkpoints."""
+    assert train(folders, tmp_path / "fp32", *GAN4) == 0
+    with monkeypatch.context() as m:
+        interrupt_at(m, stop_at)
+        assert train(folders, tmp_path / moments, *GAN4, "--checkpoint-moments", moments) == 130
+    return torch.load(tmp_path / moments / "checkpoint.pt", weights_only=True)
+
+
+def assert_resumes_close_to_uninterrupted(folders, tmp_path, moments: str, size_ratio: float, atol: float) -> None:
+    run, full = tmp_path / moments, tmp_path / "fp32"
+    assert (run / "checkpoint.pt").stat().st_size < size_ratio * (full / "checkpoint.pt").stat().st_size
+    assert train(folders, run, *GAN4, "--resume") == 0
+    resumed = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert resumed["step"] == 4
+    for k, v in torch.load(full / "checkpoint.pt", weights_only=True)["generator"].items():
+        if v.is_floating_point():
+            torch.testing.assert_close(resumed["generator"][k].float(), v, rtol=5e-2, atol=atol)
+
+
+def test_rebuild_checkpoints_are_a_fifth_of_the_size_keep_the_ema_and_resume(folders, tmp_path, monkeypatch):
+    """--checkpoint-moments rebuild: no Adam state, G and D fp16, the EMA as its fp16 difference
+    from G, so the EMA comes back rounded like that difference (fp32 export of the same save as reference)."""
+    from safetensors.torch import load_file
+
+    from srgan.training.checkpoint import expand_state
+
+    small = stopped_gan_run(folders, tmp_path, monkeypatch, "rebuild", 2)
+    assert small["g_opt"]["state"] == {} and small["d_opt"]["state"] == {} and "ema" not in small
+    assert all(v.dtype == torch.float16 for net in ("generator", "discriminator", "ema_delta")
+               for v in small[net].values() if v.is_floating_point())
+    exported = load_file(tmp_path / "rebuild" / "generator.safetensors")  # the EMA of the same save, fp32
+    for k, v in expand_state(small)["ema"].items():
+        if v.is_floating_point():  # rounded like its distance from G, far finer than the EMA itself in fp16
+            distance = (exported[k] - small["generator"][k].float()).abs()
+            assert ((v - exported[k]).abs() <= 2 ** -11 * distance + 2 ** -25).all(), k  # + fp16 subnormals
+    assert_resumes_close_to_uninterrupted(folders, tmp_path, "rebuild", 0.35, atol=2e-3)
+
+
 def test_compact_checkpoints_are_half_the_size_and_resume(folders, tmp_path, monkeypatch):
     """--checkpoint-moments compact: no first moments, EMA in bf16, G and D weights fp32."""
-    gan = ["--phase", "srgan", "--content-loss", "mse", "--discriminator", "unet", "--d-channels", "8",
-           "--ema-decay", "0.9", "--iterations", "4"]
-    assert train(folders, tmp_path / "fp32", *gan) == 0
-    with monkeypatch.context() as m:
-        interrupt_at(m, 1)
-        assert train(folders, tmp_path / "c", *gan, "--checkpoint-moments", "compact") == 130
-    small = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)
+    small = stopped_gan_run(folders, tmp_path, monkeypatch, "compact", 1)
     assert all("exp_avg" not in s and s["exp_avg_sq"].dtype == torch.bfloat16 for s in small["g_opt"]["state"].values())
     assert all(v.dtype == torch.bfloat16 for v in small["ema"].values() if v.is_floating_point())
     assert all(v.dtype == torch.float32 for v in small["discriminator"].values() if v.is_floating_point())
-    assert train(folders, tmp_path / "c", *gan, "--resume") == 0
-    full = torch.load(tmp_path / "fp32" / "checkpoint.pt", weights_only=True)
-    resumed = torch.load(tmp_path / "c" / "checkpoint.pt", weights_only=True)
-    assert (tmp_path / "c" / "checkpoint.pt").stat().st_size < 0.75 * (tmp_path / "fp32" / "checkpoint.pt").stat().st_size
-    for k, v in full["generator"].items():
-        if v.is_floating_point():
-            torch.testing.assert_close(resumed["generator"][k], v, rtol=5e-2, atol=1e-3)
+    assert_resumes_close_to_uninterrupted(folders, tmp_path, "compact", 0.75, atol=1e-3)

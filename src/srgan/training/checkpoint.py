@@ -40,11 +40,25 @@ def compact_state(state: dict[str, Any], moments: str) -> dict[str, Any]:
 
     fp32: as is (exact resume). bf16: Adam's moments in bf16. compact: the second moments in
     bf16, the first moments left out (zero again on resume, so momentum rebuilds over ~20
-    steps) and the EMA in bf16; the weights of G and D always stay fp32. Loading needs
-    `refill_moments` after Optimizer.load_state_dict, which casts the rest back itself.
+    steps) and the EMA in bf16; G and D stay fp32. rebuild (a fifth of fp32, for a resume file
+    committed many times): no Adam state at all, G and D in fp16, the EMA as its fp16 difference
+    from the stored G. fp16 rounds a weight by about a third of one training step's change, and
+    the EMA, whose distance from G is ~1e-3, by ~1e-7 (bf16 of the EMA itself rounds by ~1e-4,
+    a hundred steps of its motion). Loading needs `expand_state` first and `refill_moments`
+    after Optimizer.load_state_dict, which casts the rest back itself.
     """
     if moments == "fp32":
         return state
+    if moments == "rebuild":
+        # Adam restarted from step 0 keeps its bias correction, so its first steps move each
+        # weight by about lr: Adam's largest step, not a jump.
+        half = {k: _cast(state[k], torch.float16) for k in ("generator", "discriminator") if k in state}
+        out = {k: v for k, v in state.items() if k not in ("g_opt", "d_opt", "ema")} | half
+        out |= {k: {**state[k], "state": {}} for k in ("g_opt", "d_opt") if k in state}
+        if "ema" in state:
+            out["ema_delta"] = {k: (v - half["generator"][k].float()).half() if v.is_floating_point() else v
+                                for k, v in state["ema"].items()}
+        return out
     dropped = ("exp_avg",) if moments == "compact" else ()
 
     def optimizer(opt_state: dict) -> dict:
@@ -55,8 +69,21 @@ def compact_state(state: dict[str, Any], moments: str) -> dict[str, Any]:
 
     out = {k: optimizer(v) if k in ("g_opt", "d_opt") else v for k, v in state.items()}
     if moments == "compact" and "ema" in out:
-        out["ema"] = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in out["ema"].items()}
+        out["ema"] = _cast(out["ema"], torch.bfloat16)
     return out
+
+
+def _cast(weights: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in weights.items()}
+
+
+def expand_state(state: dict[str, Any]) -> dict[str, Any]:
+    """Undo what `compact_state` stored as a difference: the EMA of a `rebuild` checkpoint."""
+    if "ema_delta" not in state:
+        return state
+    g = state["generator"]
+    ema = {k: g[k].float() + d.float() if d.is_floating_point() else d for k, d in state["ema_delta"].items()}
+    return {k: v for k, v in state.items() if k != "ema_delta"} | {"ema": ema}
 
 
 def refill_moments(opt: torch.optim.Optimizer) -> None:

@@ -52,7 +52,7 @@ from ..models import (
     Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, UNetDiscriminator, UNetDiscriminatorConfig,
     load_generator, save_generator,
 )
-from .checkpoint import compact_state, load_latest, refill_moments, save_checkpoint
+from .checkpoint import compact_state, expand_state, load_latest, refill_moments, save_checkpoint
 from .config import TrainConfig, lr_at
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ def train(cfg: TrainConfig) -> Path:
     step, best = 0, -math.inf
     run_dir.mkdir(parents=True, exist_ok=True)
     if (run_dir / "checkpoint.pt").exists() or (run_dir / "checkpoint.prev.pt").exists():
-        state = load_latest(run_dir)
+        state = expand_state(load_latest(run_dir))
         gen.load_state_dict(state["generator"])
         g_opt.load_state_dict(state["g_opt"])
         refill_moments(g_opt)
