@@ -43,6 +43,7 @@ def test_phase1_run_writes_everything_a_user_needs(folders, tmp_path, caplog):
     out = tmp_path / "run"
     assert train(folders, out, "--phase", "srresnet") == 0
     assert {"config.json", "metrics.jsonl", "checkpoint.pt", "generator.safetensors", "samples"} <= {p.name for p in out.iterdir()}
+    assert not (out / "generator_raw.safetensors").exists()  # only a run with an EMA has two generators
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in rows] == [1, 2, 3, 4]
     assert all("g_loss" in r and "data_frac" in r for r in rows) and "val_psnr_y" in rows[-1]
@@ -433,6 +434,11 @@ def test_rebuild_checkpoints_are_a_fifth_of_the_size_keep_the_ema_and_resume(fol
         if v.is_floating_point():  # rounded like its distance from G, far finer than the EMA itself in fp16
             distance = (exported[k] - small["generator"][k].float()).abs()
             assert ((v - exported[k]).abs() <= 2 ** -11 * distance + 2 ** -25).all(), k  # + fp16 subnormals
+    raw = load_generator(tmp_path / "rebuild" / "generator_raw.safetensors")  # beside the EMA, in fp32
+    assert raw.recipe["weights"] == "raw generator (no EMA)"
+    for k, v in raw.state_dict().items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v.half(), small["generator"][k], rtol=0, atol=0)
     assert_resumes_close_to_uninterrupted(folders, tmp_path, "rebuild", 0.35, atol=2e-3)
 
 
