@@ -418,28 +418,48 @@ def assert_resumes_close_to_uninterrupted(folders, tmp_path, moments: str, size_
             torch.testing.assert_close(resumed["generator"][k].float(), v, rtol=5e-2, atol=atol)
 
 
-def test_rebuild_checkpoints_are_a_fifth_of_the_size_keep_the_ema_and_resume(folders, tmp_path, monkeypatch):
-    """--checkpoint-moments rebuild: no Adam state, G and D fp16, the EMA as its fp16 difference
-    from G, so the EMA comes back rounded like that difference (fp32 export of the same save as reference)."""
+def test_tiny_checkpoints_are_a_quarter_of_the_size_keep_the_ema_and_resume(folders, tmp_path, monkeypatch):
+    """--checkpoint-moments tiny: second moments in 8 bits, no first moments, G and D fp16, the EMA
+    as its fp16 difference from G, so the EMA comes back rounded like that difference (the fp32
+    export of the same save as reference), and the raw generator is exported beside it."""
     from safetensors.torch import load_file
 
     from srgan.training.checkpoint import expand_state
 
-    small = stopped_gan_run(folders, tmp_path, monkeypatch, "rebuild", 2)
-    assert small["g_opt"]["state"] == {} and small["d_opt"]["state"] == {} and "ema" not in small
+    small = stopped_gan_run(folders, tmp_path, monkeypatch, "tiny", 2)
+    for opt in ("g_opt", "d_opt"):
+        assert all(set(s) == {"step", "exp_avg_sq_log8", "exp_avg_sq_range"} and s["exp_avg_sq_log8"].dtype == torch.uint8
+                   for s in small[opt]["state"].values())
     assert all(v.dtype == torch.float16 for net in ("generator", "discriminator", "ema_delta")
-               for v in small[net].values() if v.is_floating_point())
-    exported = load_file(tmp_path / "rebuild" / "generator.safetensors")  # the EMA of the same save, fp32
+               for v in small[net].values() if v.is_floating_point()) and "ema" not in small
+    exported = load_file(tmp_path / "tiny" / "generator.safetensors")  # the EMA of the same save, fp32
     for k, v in expand_state(small)["ema"].items():
         if v.is_floating_point():  # rounded like its distance from G, far finer than the EMA itself in fp16
             distance = (exported[k] - small["generator"][k].float()).abs()
             assert ((v - exported[k]).abs() <= 2 ** -11 * distance + 2 ** -25).all(), k  # + fp16 subnormals
-    raw = load_generator(tmp_path / "rebuild" / "generator_raw.safetensors")  # beside the EMA, in fp32
+    raw = load_generator(tmp_path / "tiny" / "generator_raw.safetensors")  # beside the EMA, in fp32
     assert raw.recipe["weights"] == "raw generator (no EMA)"
     for k, v in raw.state_dict().items():
         if v.is_floating_point():
             torch.testing.assert_close(v.half(), small["generator"][k], rtol=0, atol=0)
-    assert_resumes_close_to_uninterrupted(folders, tmp_path, "rebuild", 0.35, atol=2e-3)
+    assert_resumes_close_to_uninterrupted(folders, tmp_path, "tiny", 0.35, atol=2e-3)
+
+
+def test_tiny_checkpoints_keep_second_moments_to_3_percent_of_their_square_root():
+    """Adam steps by m / sqrt(v): 8-bit log codes over a 40-octave range keep sqrt(v) within 2.8%,
+    zeros stay zero, and the step count is kept, so a resumed Adam takes steps of the same size."""
+    from srgan.training.checkpoint import compact_state, expand_state
+
+    v = torch.exp2(torch.empty(64, 3, 3, 3).uniform_(-40, 0)).contiguous(memory_format=torch.channels_last)
+    zero = torch.rand(v.shape) < 0.1
+    v[zero] = 0
+    param_state = {"step": torch.tensor(123.0), "exp_avg": torch.randn_like(v), "exp_avg_sq": v}
+    state = {"step": 123, "generator": {"w": torch.randn(3)}, "g_opt": {"state": {0: param_state}, "param_groups": []}}
+    back = expand_state(compact_state(state, "tiny"))["g_opt"]["state"][0]
+    assert set(back) == {"step", "exp_avg_sq"} and back["step"] == 123
+    assert (back["exp_avg_sq"][zero] == 0).all() and back["exp_avg_sq"].is_contiguous(memory_format=torch.channels_last)
+    ratio = back["exp_avg_sq"][~zero].sqrt() / v[~zero].sqrt()
+    assert ratio.sub(1).abs().max() <= 2 ** (40 / 1016) - 1 + 1e-4
 
 
 def test_compact_checkpoints_are_half_the_size_and_resume(folders, tmp_path, monkeypatch):

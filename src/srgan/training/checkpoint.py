@@ -40,36 +40,43 @@ def compact_state(state: dict[str, Any], moments: str) -> dict[str, Any]:
 
     fp32: as is (exact resume). bf16: Adam's moments in bf16. compact: the second moments in
     bf16, the first moments left out (zero again on resume, so momentum rebuilds over ~20
-    steps) and the EMA in bf16; G and D stay fp32. rebuild (a fifth of fp32, for a resume file
-    committed many times): no Adam state at all, G and D in fp16, the EMA as its fp16 difference
-    from the stored G. fp16 rounds a weight by about a third of one training step's change, and
-    the EMA, whose distance from G is ~1e-3, by ~1e-7 (bf16 of the EMA itself rounds by ~1e-4,
-    a hundred steps of its motion). Loading needs `expand_state` first and `refill_moments`
-    after Optimizer.load_state_dict, which casts the rest back itself.
+    steps) and the EMA in bf16; G and D stay fp32. tiny (a quarter of fp32, for a resume file
+    committed many times): the second moments in 8 bits on a log scale, no first moments, G and
+    D in fp16, the EMA as its fp16 difference from the stored G. fp16 rounds a weight by about a
+    third of one training step's change, and the EMA, whose distance from G is ~1e-3, by ~1e-7
+    (bf16 of the EMA itself rounds by ~1e-4, a hundred steps of its motion). Loading needs
+    `expand_state` first and `refill_moments` after Optimizer.load_state_dict, which casts the
+    rest back itself.
     """
     if moments == "fp32":
         return state
-    if moments == "rebuild":
-        # Adam restarted from step 0 keeps its bias correction, so its first steps move each
-        # weight by about lr: Adam's largest step, not a jump.
-        half = {k: _cast(state[k], torch.float16) for k in ("generator", "discriminator") if k in state}
-        out = {k: v for k, v in state.items() if k not in ("g_opt", "d_opt", "ema")} | half
-        out |= {k: {**state[k], "state": {}} for k in ("g_opt", "d_opt") if k in state}
-        if "ema" in state:
-            out["ema_delta"] = {k: (v - half["generator"][k].float()).half() if v.is_floating_point() else v
-                                for k, v in state["ema"].items()}
+    dropped = ("exp_avg",) if moments in ("compact", "tiny") else ()
+
+    def param_state(s: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in s.items():
+            if k in dropped:
+                continue
+            if k == "exp_avg_sq" and moments == "tiny":
+                out |= _log8(v)
+            elif torch.is_tensor(v) and v.dim() > 0 and v.is_floating_point():
+                out[k] = v.to(torch.bfloat16)
+            else:
+                out[k] = v  # Adam's step count
         return out
-    dropped = ("exp_avg",) if moments == "compact" else ()
 
     def optimizer(opt_state: dict) -> dict:
-        per_param = {i: {k: v.to(torch.bfloat16) if torch.is_tensor(v) and v.dim() > 0 and v.is_floating_point() else v
-                         for k, v in s.items() if k not in dropped}
-                     for i, s in opt_state["state"].items()}
-        return {**opt_state, "state": per_param}
+        return {**opt_state, "state": {i: param_state(s) for i, s in opt_state["state"].items()}}
 
     out = {k: optimizer(v) if k in ("g_opt", "d_opt") else v for k, v in state.items()}
     if moments == "compact" and "ema" in out:
         out["ema"] = _cast(out["ema"], torch.bfloat16)
+    if moments == "tiny":
+        out |= {k: _cast(state[k], torch.float16) for k in ("generator", "discriminator") if k in state}
+        if "ema" in out:
+            g = out["generator"]
+            out["ema_delta"] = {k: (v - g[k].float()).half() if v.is_floating_point() else v
+                                for k, v in out.pop("ema").items()}
     return out
 
 
@@ -77,13 +84,41 @@ def _cast(weights: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, tor
     return {k: v.to(dtype) if v.is_floating_point() else v for k, v in weights.items()}
 
 
+def _log8(v: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Adam's second moment (>= 0) as uint8 codes of log2(v) over the tensor's own range; 0 stays 0.
+
+    Only sqrt(v) enters Adam's step, and with a range of R octaves it comes back within a
+    factor 2^(R/1016) (a 40-octave range: 2.8%); its scale, which decides the step, is kept.
+    """
+    v = v.float()
+    positive = v > 0
+    logv = torch.log2(v.clamp_min(torch.finfo(torch.float32).tiny))
+    lo, hi = (logv[positive].min(), logv[positive].max()) if positive.any() else (logv.new_zeros(()),) * 2
+    step = (hi - lo).clamp_min(1e-12) / 254
+    codes = torch.where(positive, ((logv - lo) / step).round() + 1, 0).to(torch.uint8)
+    return {"exp_avg_sq_log8": codes, "exp_avg_sq_range": torch.stack([lo, hi])}
+
+
+def _unlog8(codes: torch.Tensor, log_range: torch.Tensor) -> torch.Tensor:
+    lo, hi = log_range.float()
+    value = torch.exp2(lo + (codes.float() - 1) * (hi - lo).clamp_min(1e-12) / 254)
+    return torch.where(codes > 0, value, 0.0)
+
+
 def expand_state(state: dict[str, Any]) -> dict[str, Any]:
-    """Undo what `compact_state` stored as a difference: the EMA of a `rebuild` checkpoint."""
-    if "ema_delta" not in state:
-        return state
-    g = state["generator"]
-    ema = {k: g[k].float() + d.float() if d.is_floating_point() else d for k, d in state["ema_delta"].items()}
-    return {k: v for k, v in state.items() if k != "ema_delta"} | {"ema": ema}
+    """Undo what a `tiny` checkpoint stored as codes or differences: Adam's second moments, the EMA."""
+    def param_state(s: dict[str, Any]) -> dict[str, Any]:
+        if "exp_avg_sq_log8" not in s:
+            return s
+        rest = {k: v for k, v in s.items() if k not in ("exp_avg_sq_log8", "exp_avg_sq_range")}
+        return rest | {"exp_avg_sq": _unlog8(s["exp_avg_sq_log8"], s["exp_avg_sq_range"])}
+
+    out = {k: {**v, "state": {i: param_state(s) for i, s in v["state"].items()}} if k in ("g_opt", "d_opt") else v
+           for k, v in state.items()}
+    if "ema_delta" in out:
+        g = out["generator"]
+        out["ema"] = {k: g[k].float() + d.float() if d.is_floating_point() else d for k, d in out.pop("ema_delta").items()}
+    return out
 
 
 def refill_moments(opt: torch.optim.Optimizer) -> None:

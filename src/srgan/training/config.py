@@ -19,7 +19,7 @@ DISCRIMINATORS = ("paper", "unet")
 GAN_LOSSES = ("vanilla", "ragan")
 GAN_ORDERS = ("d_first", "g_first")
 DEGRADATIONS = ("bicubic", "realesrgan")
-MOMENT_PRECISIONS = ("fp32", "bf16", "compact", "rebuild")
+MOMENT_PRECISIONS = ("fp32", "bf16", "compact", "tiny")
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -75,8 +75,9 @@ class TrainConfig:
     # Adam's moments as stored in checkpoints: fp32 (a resumed run is bit-identical to one that
     # never stopped), bf16 (a third smaller; each resume rounds the moments once, relative
     # error 2^-9) or compact (half the size: second moments bf16, first moments rebuilt from zero
-    # on resume, the EMA in bf16; G and D weights stay fp32) or rebuild (a fifth: no Adam state,
-    # Adam restarts on resume; G, D and the EMA's difference from G in fp16): for resume files kept in git.
+    # on resume, the EMA in bf16; G and D weights stay fp32) or tiny (a quarter: second moments in
+    # 8 bits on a log scale, no first moments; G, D and the EMA's difference from G in fp16): for
+    # resume files kept in git.
     checkpoint_moments: str = "fp32"
     ema_decay: float = 0.0  # > 0 keeps an exponential moving average of G (e.g. 0.999), used for eval/export
     sync_bn: bool = False  # SyncBatchNorm across DDP ranks
