@@ -40,7 +40,7 @@ def compact_state(state: dict[str, Any], moments: str) -> dict[str, Any]:
 
     fp32: as is (exact resume). bf16: Adam's moments in bf16. compact: the second moments in
     bf16, the first moments left out (zero again on resume, so momentum rebuilds over ~20
-    steps) and the EMA in bf16; G and D stay fp32. tiny (a quarter of fp32, for a resume file
+    steps) and the EMA in bf16; G and D stay fp32. tiny (under a third of fp32, for a resume file
     committed many times): the second moments in 8 bits on a log scale, no first moments, G and
     D in fp16, the EMA as its fp16 difference from the stored G. fp16 rounds a weight by about a
     third of one training step's change, and the EMA, whose distance from G is ~1e-3, by ~1e-7

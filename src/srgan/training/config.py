@@ -75,7 +75,7 @@ class TrainConfig:
     # Adam's moments as stored in checkpoints: fp32 (a resumed run is bit-identical to one that
     # never stopped), bf16 (a third smaller; each resume rounds the moments once, relative
     # error 2^-9) or compact (half the size: second moments bf16, first moments rebuilt from zero
-    # on resume, the EMA in bf16; G and D weights stay fp32) or tiny (a quarter: second moments in
+    # on resume, the EMA in bf16; G and D weights stay fp32) or tiny (under a third: second moments in
     # 8 bits on a log scale, no first moments; G, D and the EMA's difference from G in fp16): for
     # resume files kept in git.
     checkpoint_moments: str = "fp32"
