@@ -43,7 +43,7 @@ def compact_state(state: dict[str, Any], moments: str) -> dict[str, Any]:
     steps) and the EMA in bf16; G and D stay fp32. tiny (under a third of fp32, for a resume file
     committed many times): the second moments in 8 bits on a log scale, no first moments, G and
     D in fp16, the EMA as its fp16 difference from the stored G. fp16 rounds a weight by about a
-    third of one training step's change, and the EMA, whose distance from G is ~1e-3, by ~1e-7
+    third of one training step's change, and the EMA, whose distance from G is ~1e-3, by <~5e-7
     (bf16 of the EMA itself rounds by ~1e-4, a hundred steps of its motion). Loading needs
     `expand_state` first and `refill_moments` after Optimizer.load_state_dict, which casts the
     rest back itself.

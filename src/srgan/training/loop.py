@@ -262,10 +262,10 @@ def train(cfg: TrainConfig) -> Path:
         if ema is not None:
             state["ema"] = ema.state_dict()
         save_checkpoint(run_dir, compact_state(state, cfg.checkpoint_moments))
-        save_generator(ema if ema is not None else gen, run_dir / "generator.safetensors", recipe=_recipe(cfg, step))
+        recipe = _recipe(cfg, step)
+        save_generator(ema if ema is not None else gen, run_dir / "generator.safetensors", recipe=recipe)
         if ema is not None:  # the raw weights too: in a GAN phase they often score better than the EMA
-            save_generator(gen, run_dir / "generator_raw.safetensors",
-                           recipe=_recipe(cfg, step) | {"weights": "raw generator (no EMA)"})
+            save_generator(gen, run_dir / "generator_raw.safetensors", recipe=recipe | {"weights": "raw generator (no EMA)"})
         log.info("saved checkpoint at iteration %d (%s)", step, reason)
 
     stop_signal: list[int] = []
