@@ -466,6 +466,16 @@ def test_tiny_checkpoints_keep_second_moments_to_3_percent_of_their_square_root(
     assert ratio.sub(1).abs().max() <= 2 ** (40 / 1016) - 1 + 1e-4
 
 
+def test_tiny_checkpoints_written_with_an_fp16_ema_difference_still_load():
+    """Resume files from before the int8 EMA difference (no per-channel scales) keep their EMA."""
+    from srgan.training.checkpoint import expand_state
+
+    g, delta = torch.randn(4, 3).half(), torch.randn(4, 3).mul(1e-3).half()
+    state = {"step": 1, "generator": {"w": g, "n": torch.tensor(5)}, "ema_delta": {"w": delta, "n": torch.tensor(5)}}
+    ema = expand_state(state)["ema"]
+    assert torch.equal(ema["w"], g.float() + delta.float()) and ema["n"] == 5
+
+
 def test_compact_checkpoints_are_half_the_size_and_resume(folders, tmp_path, monkeypatch):
     """--checkpoint-moments compact: no first moments, EMA in bf16, G and D weights fp32."""
     small = stopped_gan_run(folders, tmp_path, monkeypatch, "compact", 1)
