@@ -70,7 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint-moments", choices=("fp32", "bf16", "compact", "tiny"),
                    help="Adam's moments in checkpoints: fp32 (exact resume, default) | bf16 (a third smaller) | "
                         "compact (half: no first moments, EMA in bf16) | "
-                        "tiny (under a third: compact with 8-bit second moments and G, D, EMA in fp16)")
+                        "tiny (under a third: compact with 8-bit second moments, G and D in fp16, the EMA as int8 from G)")
     p.add_argument("--save-every", type=int, metavar="N", help="checkpoint every N iterations")
     p.add_argument("--log-every", type=int, metavar="N", help="log losses every N iterations")
     p.set_defaults(func=run)

@@ -128,9 +128,10 @@ def expand_state(state: dict[str, Any]) -> dict[str, Any]:
     out = {k: {**v, "state": {i: param_state(s) for i, s in v["state"].items()}} if k in ("g_opt", "d_opt") else v
            for k, v in state.items()}
     if "ema_delta" in out:
-        g, scales = out["generator"], out.pop("ema_delta_scale", {})  # no scales: an fp16 delta (before 7,000)
-        out["ema"] = {k: g[k].float() + d.float() * scales.get(k, 1.0) if k in scales or d.is_floating_point() else d
-                      for k, d in out.pop("ema_delta").items()}
+        g = out["generator"]
+        # Files without scales hold the difference in fp16 (the format before the int8 one).
+        scales = out.pop("ema_delta_scale", None) or {k: 1.0 for k, d in out["ema_delta"].items() if d.is_floating_point()}
+        out["ema"] = {k: g[k].float() + d.float() * scales[k] if k in scales else d for k, d in out.pop("ema_delta").items()}
     return out
 
 

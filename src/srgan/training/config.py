@@ -76,7 +76,7 @@ class TrainConfig:
     # never stopped), bf16 (a third smaller; each resume rounds the moments once, relative
     # error 2^-9) or compact (half the size: second moments bf16, first moments rebuilt from zero
     # on resume, the EMA in bf16; G and D weights stay fp32) or tiny (under a third: second moments in
-    # 8 bits on a log scale, no first moments; G, D and the EMA's difference from G in fp16): for
+    # 8 bits on a log scale, no first moments; G and D in fp16, the EMA's difference from G in int8): for
     # resume files kept in git.
     checkpoint_moments: str = "fp32"
     ema_decay: float = 0.0  # > 0 keeps an exponential moving average of G (e.g. 0.999), used for eval/export
