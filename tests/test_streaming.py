@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-import srgan.inference.engine as engine
 import srgan.inference.streaming as streaming
 from srgan.inference.engine import upscale_array
 from srgan.inference.fastpath import srresnet_model
@@ -27,7 +26,7 @@ def _whole(gen, image, precision="fp32"):
 def test_streaming_equals_one_whole_image_forward(scale, h, w, band, monkeypatch):
     monkeypatch.setattr(streaming, "BAND_PIXELS", band)
     monkeypatch.setattr(streaming, "MIN_BAND", 1)
-    monkeypatch.setattr(engine, "STREAM_MIN_PIXELS", 0)
+    monkeypatch.setattr(streaming, "ONE_PASS_PIXELS", 0)
     gen = _randomized(GeneratorConfig(scale=scale, num_blocks=2, channels=8))
     image = np.random.default_rng(h * w).integers(0, 256, (h, w, 3), dtype=np.uint8)
     out = upscale_array(gen, image, precision="fp32")  # the default path streams
@@ -37,7 +36,7 @@ def test_streaming_equals_one_whole_image_forward(scale, h, w, band, monkeypatch
 
 def test_wide_images_stream_in_overlapping_strips_without_seams(monkeypatch):
     monkeypatch.setattr(streaming, "MAX_STRIP", 100)
-    monkeypatch.setattr(engine, "STREAM_MIN_PIXELS", 0)
+    monkeypatch.setattr(streaming, "ONE_PASS_PIXELS", 0)
     gen = _randomized(GeneratorConfig(num_blocks=2, channels=8))
     image = np.random.default_rng(1).integers(0, 256, (30, 250, 3), dtype=np.uint8)
     assert len(streaming._strips(250, gen.config.receptive_radius)) > 2
@@ -46,7 +45,7 @@ def test_wide_images_stream_in_overlapping_strips_without_seams(monkeypatch):
 
 
 def test_streaming_bf16_stays_within_50_db_of_fp32_and_handles_16_bit(photo, monkeypatch):
-    monkeypatch.setattr(engine, "STREAM_MIN_PIXELS", 0)
+    monkeypatch.setattr(streaming, "ONE_PASS_PIXELS", 0)
     gen = _randomized(GeneratorConfig(num_blocks=4, channels=16))
     image16 = photo[:40, :48].astype(np.uint16) * 257
     fp32 = _whole(gen, image16)
@@ -55,28 +54,35 @@ def test_streaming_bf16_stays_within_50_db_of_fp32_and_handles_16_bit(photo, mon
     assert psnr(bf16, fp32, data_range=65535) >= 50
 
 
-def test_per_channel_prelu_after_the_last_shuffle_streams_exactly(monkeypatch):
-    monkeypatch.setattr(engine, "STREAM_MIN_PIXELS", 0)
-    gen = _randomized(GeneratorConfig(num_blocks=1, channels=8))
-    gen.upsample[-1].act = nn.PReLU(8)
-    with torch.no_grad():
-        gen.upsample[-1].act.weight.copy_(torch.linspace(-0.5, 0.5, 8))
-    image = np.random.default_rng(2).integers(0, 256, (13, 10, 3), dtype=np.uint8)
-    assert np.abs(upscale_array(gen, image, precision="fp32").astype(int) - _whole(gen, image)).max() == 0
+def test_per_channel_prelus_stream_exactly(monkeypatch):
+    """One-slope PReLUs are fused into their convs; per-channel ones (anywhere, before or after a
+    pixel shuffle) take the unfused path and must give the same bytes."""
+    monkeypatch.setattr(streaming, "ONE_PASS_PIXELS", 0)
+    for name in ["head", "body", "up1", "up2"]:
+        gen_i = _randomized(GeneratorConfig(num_blocks=2, channels=8))
+        parent = {"head": gen_i.head, "body": gen_i.body[1], "up1": gen_i.upsample[0], "up2": gen_i.upsample[-1]}[name]
+        act = nn.PReLU(8)
+        with torch.no_grad():
+            act.weight.copy_(torch.linspace(-0.5, 0.5, 8))
+        if name == "head":
+            parent[1] = act
+        else:
+            parent.act = act
+        image = np.random.default_rng(2).integers(0, 256, (13, 10, 3), dtype=np.uint8)
+        streamed = upscale_array(gen_i, image, precision="fp32").astype(int)
+        assert np.abs(streamed - _whole(gen_i, image)).max() == 0, name
 
 
-def test_small_images_and_explicit_tiles_do_not_stream(monkeypatch):
+def test_explicit_tiles_do_not_stream():
     gen = _randomized(GeneratorConfig(num_blocks=1, channels=8))
     image = np.random.default_rng(3).integers(0, 256, (20, 20, 3), dtype=np.uint8)
     calls = []
     descriptor = srresnet_model(gen)
     object.__setattr__(descriptor, "stream", lambda *a: calls.append(a) or iter(()))
-    upscale_array(descriptor, image, precision="fp32")  # 20x20 is under STREAM_MIN_PIXELS
-    assert not calls
-    monkeypatch.setattr(engine, "STREAM_MIN_PIXELS", 0)
     upscale_array(descriptor, image, tile=8, precision="fp32")
+    upscale_array(descriptor, image, tile_pad=4, precision="fp32")
     assert not calls
-    upscale_array(descriptor, image, precision="fp32")
+    upscale_array(descriptor, image, precision="fp32")  # small images stream too, in one pass
     assert calls
 
 
@@ -84,7 +90,7 @@ def test_read_only_images_stream_without_warnings(monkeypatch):
     """Arrays from PIL are often read-only; streaming copies a band rather than warn about it."""
     import warnings
 
-    monkeypatch.setattr(engine, "STREAM_MIN_PIXELS", 0)
+    monkeypatch.setattr(streaming, "ONE_PASS_PIXELS", 0)
     gen = _randomized(GeneratorConfig(num_blocks=1, channels=8))
     image = np.random.default_rng(4).integers(0, 256, (12, 9, 3), dtype=np.uint8)
     image.setflags(write=False)

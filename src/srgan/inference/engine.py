@@ -6,8 +6,9 @@ Everything model-specific (scale, channels, size multiple, exact overlap, precis
 pixel, the forward itself) comes from the `SRModel` descriptor, whatever produced it.
 
 Speed (measured numbers and what did not help: docs/performance.md): on the CPU, SRResNet
-streams bands of rows through every layer (`streaming.py`: in cache, no tile overlap, bounded
-memory). Tiled, it runs as `fastpath.InferenceGenerator` (the 9x9 tail rewritten polyphase, exactly), in
+runs with BatchNorms folded and activations and residual adds fused into its convs, streaming
+bands of rows through every layer on large images (`streaming.py`: in cache, no tile overlap,
+bounded memory). Tiled, it runs as `fastpath.InferenceGenerator` (the 9x9 tail rewritten polyphase, exactly), in
 channels_last, under bf16 autocast on CPUs with native bf16 and fp16 autocast on GPUs. On CUDA,
 tiles are staged in pinned host memory and copied both ways with non_blocking transfers, and a
 batch's result is written into the output while the next batch computes.
@@ -30,7 +31,6 @@ from ..device import autocast, available_memory, resolve_precision
 from ..models import Generator
 from ..models.descriptor import PRECISION_NAMES, SRModel
 from .fastpath import as_sr_model
-from .streaming import STREAM_MIN_PIXELS
 from .tiling import Tile, plan_tiles
 
 log = logging.getLogger(__name__)
@@ -188,9 +188,10 @@ def upscale_array(
 ) -> np.ndarray:
     """Super-resolve an (H, W, 3) uint8 or uint16 RGB array to (sH, sW, 3) of the same dtype.
 
-    tile: LR tile core size in pixels; 0 = automatic: images over STREAM_MIN_PIXELS on models
-        that stream (SRResNet on the CPU) run in bands of rows with nothing recomputed; others
-        in tiles sized from free memory (the whole image when it fits in one padded tile).
+    tile: LR tile core size in pixels; 0 = automatic: models that stream (SRResNet on the CPU)
+        run fused, small images in one pass and larger ones in bands of rows with nothing
+        recomputed; others in tiles sized from free memory (the whole image when it fits in one
+        padded tile).
     tile_pad: overlap in LR pixels; default = the model's receptive radius (seamless).
     precision: auto | fp32 | bf16 | fp16 (see srgan.device.resolve_precision).
     batch_size: tiles per forward pass; default 1 on CPU (measured no gain), 4 on GPUs.
@@ -214,8 +215,7 @@ def upscale_array(
     out = np.empty((h * scale, w * scale, 3), dtype=image.dtype)
     maxval = float(np.iinfo(image.dtype).max)
     stage = _stage_dtype(image.dtype)
-    if (model.stream is not None and device.type == "cpu" and tile == 0 and tile_pad is None
-            and h * w > STREAM_MIN_PIXELS):
+    if model.stream is not None and device.type == "cpu" and tile == 0 and tile_pad is None:
         # Row streaming (inference/streaming.py): the whole-image result, in cache, nothing recomputed.
         bar = tqdm(total=h * scale, desc="rows", unit="row", leave=False, disable=not progress)
         for y0, x0, band in model.stream(image, dtype):

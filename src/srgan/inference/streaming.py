@@ -10,8 +10,11 @@ keeps only the k - 1 rows its kernel still needs from the previous band (a line 
 every output row is computed once, from the same sums as a whole-image pass, and the live
 activations are a few bands of rows per layer: they stay in cache, and memory no longer grows
 with the image height. Residual adds hold their input rows in a short FIFO until the branch's
-rows come out; pixel shuffles and activations act on each band as it passes. BatchNorms are
-folded into their convs (eval mode), weights are cast once to the run's dtype.
+rows come out; pixel shuffles act on each band as it passes. BatchNorms are folded into their
+convs (eval mode), weights are cast once to the run's dtype, and on the CPU one-slope PReLUs
+and residual adds run in the conv's epilogue (oneDNN's fused conv ops), so no band is read and
+written again just to activate or add it. Small images skip the line buffers: one pass over the
+whole strip (`ONE_PASS_PIXELS`).
 
 Images wider than `MAX_STRIP` LR px are cut into vertical strips that overlap by the receptive
 radius (exact, like tiles, but only at the few strip edges).
@@ -35,42 +38,72 @@ from ..models.srresnet import polyphase_weight
 # the k - 1 rows of each line buffer stay a small part of the work.
 BAND_PIXELS = 8192
 MIN_BAND = 8
-# Below this many LR pixels the whole image in one forward is as cache-friendly and skips the
-# line-buffer copies (Zen 4: 5% faster at 256^2; streaming 27% faster at 512^2).
-STREAM_MIN_PIXELS = 2 * 256 * 256
+# Up to this many LR pixels a strip runs in one pass, zero-padded, without line buffers: the
+# copies into each conv's line buffer cost more than cache misses there (AMX, fused convs: one
+# pass 1.4-1.9x faster than bands at 128^2-362^2, equal at 512^2; docs/performance.md), and its
+# memory is that of the whole-image forward the engine ran on such images before.
+ONE_PASS_PIXELS = 2 * 256 * 256
 # Widest strip streamed in one piece (LR px); wider images are split into overlapping strips.
 MAX_STRIP = 2048
 
 
-class _Conv:
-    """A 'same'-padded stride-1 conv over a stream of row bands (a k - 1 row line buffer)."""
+def _fusable(dtype: torch.dtype) -> bool:
+    """oneDNN's fused conv + activation / + add exists for these CPU dtypes (not fp16 everywhere)."""
+    return dtype in (torch.float32, torch.bfloat16) and torch.backends.mkldnn.is_available()
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
-        self.weight, self.bias = weight, bias
+
+class _Conv:
+    """A 'same'-padded stride-1 conv over a stream of row bands (a k - 1 row line buffer),
+    optionally followed by a leaky ReLU (a one-slope PReLU) or a residual add, fused into the
+    conv by oneDNN on the CPU: on AMX the convs run so fast that a separate pass over each
+    band for the activation or the add cost 25% of the conv's own time (docs/performance.md)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, slope: float | None = None) -> None:
+        self.weight, self.bias, self.slope = weight, bias, slope
         self.k = weight.shape[-1]
         self.pad = self.k // 2
         self.held: torch.Tensor | None = None
+        self.fused = weight.device.type == "cpu" and _fusable(weight.dtype)
 
-    def _rows(self, x: torch.Tensor) -> torch.Tensor | None:
+    def _apply(self, inp: torch.Tensor, skip: torch.Tensor | None, pad_rows: int = 0) -> torch.Tensor:
+        pad, one = [pad_rows, self.pad], [1, 1]
+        if self.fused and skip is not None:
+            return torch.ops.mkldnn._convolution_pointwise.binary(
+                inp, skip, self.weight, self.bias, pad, one, one, 1, "add", None, None, [], None)
+        if self.fused:
+            attr, scalars = ("none", []) if self.slope is None else ("leaky_relu", [self.slope])
+            return torch.ops.mkldnn._convolution_pointwise(inp, self.weight, self.bias, pad, one, one, 1,
+                                                           attr, scalars, "")
+        y = F.conv2d(inp, self.weight, self.bias, padding=pad)
+        if self.slope is not None:
+            F.leaky_relu_(y, self.slope)
+        return y if skip is None else y.add_(skip)
+
+    def _rows(self, x: torch.Tensor, skip) -> torch.Tensor | None:
         inp = x if self.held is None else torch.cat([self.held, x], dim=2)
         if inp.shape[2] < self.k:
             self.held = inp
             return None
         self.held = inp[:, :, inp.shape[2] - (self.k - 1):]
-        return F.conv2d(inp, self.weight, self.bias, padding=(0, self.pad))
+        return self._apply(inp, None if skip is None else skip(inp.shape[2] - (self.k - 1)))
 
-    def push(self, x: torch.Tensor) -> torch.Tensor | None:
+    def push(self, x: torch.Tensor, skip=None) -> torch.Tensor | None:
+        """x: the next rows; skip(n), if given, returns the n rows to add to the output."""
         if self.held is None and self.pad:  # the zero rows above the image
             self.held = x.new_zeros(x.shape[0], x.shape[1], self.pad, x.shape[3]).contiguous(
                 memory_format=torch.channels_last)
-        return self._rows(x)
+        return self._rows(x, skip)
 
-    def flush(self) -> torch.Tensor | None:
+    def whole(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        """The conv over a whole image at once (zero-padded on all sides, no line buffer)."""
+        return self._apply(x, skip, self.pad)
+
+    def flush(self, skip=None) -> torch.Tensor | None:
         if self.held is None or not self.pad:
             return None
         zeros = self.held.new_zeros(*self.held.shape[:2], self.pad, self.held.shape[3]).contiguous(
             memory_format=torch.channels_last)
-        return self._rows(zeros)
+        return self._rows(zeros, skip)
 
 
 class _Map:
@@ -81,6 +114,8 @@ class _Map:
 
     def push(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(x)
+
+    whole = push
 
     def flush(self) -> None:
         return None
@@ -106,6 +141,11 @@ class _Chain:
             x = s.push(x)
         return x
 
+    def whole(self, x: torch.Tensor) -> torch.Tensor:
+        for s in self.stages:
+            x = s.whole(x)
+        return x
+
     def flush(self) -> torch.Tensor | None:
         carry = None
         for s in self.stages:
@@ -114,16 +154,15 @@ class _Chain:
 
 
 class _Residual:
-    """x + branch(x): x's rows wait in a FIFO until the branch's matching rows come out."""
+    """x + last(branch(x)): x's rows wait in a FIFO until `last`, a conv, is about to produce
+    the matching rows; it adds them in its own epilogue."""
 
-    def __init__(self, branch: _Chain) -> None:
-        self.branch = branch
+    def __init__(self, branch: _Chain, last: _Conv) -> None:
+        self.branch, self.last = branch, last
         self.fifo: deque[torch.Tensor] = deque()
 
-    def _add(self, y: torch.Tensor | None) -> torch.Tensor | None:
-        if y is None:
-            return None
-        need, parts = y.shape[2], []
+    def _take(self, need: int) -> torch.Tensor:
+        parts = []
         while need:
             head = self.fifo[0]
             take = min(need, head.shape[2])
@@ -133,17 +172,23 @@ class _Residual:
             else:
                 self.fifo[0] = head[:, :, take:]
             need -= take
-        return y.add_(_cat(parts))
+        return _cat(parts)
 
     def push(self, x: torch.Tensor) -> torch.Tensor | None:
         self.fifo.append(x)
-        return self._add(self.branch.push(x))
+        y = self.branch.push(x)
+        return None if y is None else self.last.push(y, self._take)
+
+    def whole(self, x: torch.Tensor) -> torch.Tensor:
+        return self.last.whole(self.branch.whole(x), x)
 
     def flush(self) -> torch.Tensor | None:
-        return self._add(self.branch.flush())
+        y = self.branch.flush()
+        return _cat([None if y is None else self.last.push(y, self._take), self.last.flush(self._take)])
 
 
-def _folded(conv: nn.Conv2d, bn: nn.BatchNorm2d | None, dtype: torch.dtype) -> _Conv:
+def _folded(conv: nn.Conv2d, bn: nn.BatchNorm2d | None, dtype: torch.dtype,
+            slope: float | None = None) -> _Conv:
     """conv followed by an eval-mode BatchNorm as one conv (computed in fp32, then cast)."""
     w = conv.weight.detach().float()
     b = conv.bias.detach().float() if conv.bias is not None else torch.zeros(w.shape[0], device=w.device)
@@ -151,33 +196,36 @@ def _folded(conv: nn.Conv2d, bn: nn.BatchNorm2d | None, dtype: torch.dtype) -> _
         g = bn.weight.detach().float() / torch.sqrt(bn.running_var.float() + bn.eps)
         w = w * g.view(-1, 1, 1, 1)
         b = (b - bn.running_mean.float()) * g + bn.bias.detach().float()
-    return _Conv(w.to(dtype).contiguous(memory_format=torch.channels_last), b.to(dtype))
+    return _Conv(w.to(dtype).contiguous(memory_format=torch.channels_last), b.to(dtype), slope)
 
 
-def _act(prelu: nn.PReLU, repeat: int = 1) -> _Map:
-    """The PReLU in place (leaky_relu_ for one slope); per-channel slopes repeated for pre-shuffle maps."""
+def _conv_act(conv: nn.Conv2d, bn: nn.BatchNorm2d | None, prelu: nn.PReLU, dtype: torch.dtype,
+              repeat: int = 1) -> list:
+    """conv (and BatchNorm) then PReLU. One slope is a leaky ReLU fused into the conv; per-channel slopes
+    (repeated for a map before its pixel shuffle) stay a separate stage."""
     w = prelu.weight.detach()
     if w.numel() == 1:
-        slope = float(w)
-        return _Map(lambda x: F.leaky_relu_(x, slope))
+        return [_folded(conv, bn, dtype, slope=float(w))]
     w = w.repeat_interleave(repeat)
-    return _Map(lambda x: F.prelu(x, w.to(x.dtype)))
+    return [_folded(conv, bn, dtype), _Map(lambda x: F.prelu(x, w.to(x.dtype)))]
 
 
 def _network(gen: Generator, dtype: torch.dtype) -> _Chain:
-    """gen (eval mode) as fresh streaming stages, weights folded and cast to dtype."""
-    blocks = [_Residual(_Chain([_folded(b.conv1, b.bn1, dtype), _act(b.act), _folded(b.conv2, b.bn2, dtype)]))
+    """gen (eval mode) as fresh streaming stages, weights folded and cast to dtype.
+
+    Every activation acts before its pixel shuffle (elementwise, so the order does not matter
+    with one slope; per-channel slopes are repeated to the pre-shuffle channels)."""
+    blocks = [_Residual(_Chain(_conv_act(b.conv1, b.bn1, b.act, dtype)), _folded(b.conv2, b.bn2, dtype))
               for b in gen.body]
-    body = _Residual(_Chain(blocks + [_folded(gen.body_tail[0], gen.body_tail[1], dtype)]))
-    stages = [_folded(gen.head[0], None, dtype), _act(gen.head[1]), body]
-    for up in gen.upsample[:-1]:
+    body = _Residual(_Chain(blocks), _folded(gen.body_tail[0], gen.body_tail[1], dtype))
+    stages = [*_conv_act(gen.head[0], None, gen.head[1], dtype), body]
+    for up in gen.upsample:
         r = up.shuffle.upscale_factor
-        stages += [_folded(up.conv, None, dtype), _Map(lambda x, r=r: F.pixel_shuffle(x, r)), _act(up.act)]
-    last = gen.upsample[-1]
-    r = last.shuffle.upscale_factor
+        stages += _conv_act(up.conv, None, up.act, dtype, r * r)
+        if up is not gen.upsample[-1]:
+            stages.append(_Map(lambda x, r=r: F.pixel_shuffle(x, r)))
     w, b, _ = polyphase_weight(gen.tail.weight.detach().float(), gen.tail.bias.detach().float(), r)
-    stages += [_folded(last.conv, None, dtype), _act(last.act, r * r),
-               _Conv(w.to(dtype).contiguous(memory_format=torch.channels_last), b.to(dtype)),
+    stages += [_Conv(w.to(dtype).contiguous(memory_format=torch.channels_last), b.to(dtype)),
                _Map(lambda x: F.pixel_shuffle(x, r))]
     return _Chain(stages)
 
@@ -192,10 +240,11 @@ def _strips(width: int, radius: int) -> list[tuple[int, int, int, int]]:
 
 
 def stream_rows(gen: Generator, image: np.ndarray, dtype: torch.dtype,
-                band_pixels: int = BAND_PIXELS) -> Iterator[tuple[int, int, torch.Tensor]]:
+                band_pixels: int | None = None) -> Iterator[tuple[int, int, torch.Tensor]]:
     """Run `gen` over an (H, W, 3) uint8/uint16 image; yields (y0, x0, rows): `rows` is a
     (1, 3, n, w) float band of the output whose top-left pixel is (y0, x0), top to bottom
-    within each strip (quantizing and placing it is the engine's job).
+    within each strip (quantizing and placing it is the engine's job). band_pixels: LR pixels
+    per band (default BAND_PIXELS, read at call time).
 
     Same output as the whole image in one forward (up to float rounding), on gen's device.
     """
@@ -205,19 +254,22 @@ def stream_rows(gen: Generator, image: np.ndarray, dtype: torch.dtype,
     maxval = float(np.iinfo(image.dtype).max)
     h, w = image.shape[:2]
     s = gen.scale
+    def rows(y0: int, y1: int, px0: int, px1: int) -> torch.Tensor:
+        chunk = torch.from_numpy(np.require(image[y0:y1, px0:px1], requirements=["C", "W"]))
+        return chunk.to(device).permute(2, 0, 1)[None].float().div_(maxval).to(dtype).contiguous(
+            memory_format=torch.channels_last)
+
     with torch.no_grad():
         for x0, x1, px0, px1 in _strips(w, gen.config.receptive_radius):
             net = _network(gen, dtype)
-            band = max(MIN_BAND, band_pixels // (px1 - px0))
+            crop = slice((x0 - px0) * s, (x1 - px0) * s)
+            band = max(MIN_BAND, (band_pixels or BAND_PIXELS) // (px1 - px0))
+            if band >= h or h * (px1 - px0) <= ONE_PASS_PIXELS:
+                yield 0, x0 * s, net.whole(rows(0, h, px0, px1))[..., crop]
+                continue
             y_out = 0
             for y0 in range(0, h + band, band):  # the last pass (y0 >= h) drains the pipeline
-                if y0 < h:
-                    chunk = torch.from_numpy(np.require(image[y0 : y0 + band, px0:px1], requirements=["C", "W"]))
-                    x = chunk.to(device).permute(2, 0, 1)[None].float().div_(maxval).to(dtype).contiguous(
-                        memory_format=torch.channels_last)
-                    y = net.push(x)
-                else:
-                    y = net.flush()
+                y = net.push(rows(y0, y0 + band, px0, px1)) if y0 < h else net.flush()
                 if y is not None:
-                    yield y_out, x0 * s, y[..., (x0 - px0) * s : (x1 - px0) * s]
+                    yield y_out, x0 * s, y[..., crop]
                     y_out += y.shape[2]
