@@ -200,3 +200,29 @@ def test_auto_tiling_keeps_images_whole_when_one_tile_would_cost_as_much(tiny_we
     assert len(engine.tile_plan(model, side, side, 0, None, torch.float32, cpu)) == 1
     assert len(engine.tile_plan(model, side + 1, side, 0, None, torch.float32, cpu)) == 9  # 3x3 of <= 20
     assert len(engine.tile_plan(model, side, side, 30, None, torch.float32, cpu)) == 4  # explicit tiles stay
+
+
+def test_training_keeps_freed_memory_instead_of_faulting_it_back_in():
+    """srgan train calls keep_freed_memory: a step's large blocks come back from the heap, not as
+    fresh pages (a subprocess, so the test run's own allocator is left alone)."""
+    import subprocess
+    import sys
+
+    code = """
+import resource, torch
+from srgan.device import keep_freed_memory
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+def cycle():  # 64 MB, over glibc's default mmap cap: like a GAN step's largest activations
+    a = torch.empty(64 << 20, dtype=torch.uint8).fill_(1); del a
+cycle(); f = faults(); cycle(); default = faults() - f
+assert keep_freed_memory()
+cycle(); f = faults(); cycle(); kept = faults() - f
+print(default, kept)
+"""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc's malloc is a Linux matter")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    default, kept = map(int, out.split())
+    assert default > 10_000  # 16k pages of 4 KB faulted in again on every cycle by default
+    assert kept < 1_000

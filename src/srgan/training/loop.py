@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from ..data.dataset import RandomCrops, StepBatches, load_pairs
 from ..data.realistic import training_pair
-from ..device import autocast, resolve_precision, select_device
+from ..device import autocast, keep_freed_memory, resolve_precision, select_device
 from ..inference.engine import upscale_array
 from ..losses import (
     CONTENT_LAYER_FOR, VGGFeatures, artifact_loss, discriminator_losses, generator_adversarial_loss,
@@ -147,6 +147,8 @@ def train(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    else:
+        keep_freed_memory()  # the step's activations are reused, not page-faulted in again
 
     # Everything that can fail on bad input fails here, before any work.
     vgg = None
