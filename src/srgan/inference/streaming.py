@@ -22,6 +22,7 @@ radius (exact, like tiles, but only at the few strip edges).
 
 from __future__ import annotations
 
+import platform
 from collections import deque
 from collections.abc import Iterator
 
@@ -48,15 +49,18 @@ MAX_STRIP = 2048
 
 
 def _fusable(dtype: torch.dtype) -> bool:
-    """oneDNN's fused conv + activation / + add exists for these CPU dtypes (not fp16 everywhere)."""
-    return dtype in (torch.float32, torch.bfloat16) and torch.backends.mkldnn.is_available()
+    """oneDNN's fused conv + activation / + add, as PyTorch exposes it for Inductor, on x86 in
+    fp32 and bf16; elsewhere (fp16, Arm builds) the plain ops run, with the same output."""
+    return (dtype in (torch.float32, torch.bfloat16) and platform.machine().lower() in ("x86_64", "amd64")
+            and torch.backends.mkldnn.is_available())
 
 
 class _Conv:
     """A 'same'-padded stride-1 conv over a stream of row bands (a k - 1 row line buffer),
     optionally followed by a leaky ReLU (a one-slope PReLU) or a residual add, fused into the
     conv by oneDNN on the CPU: on AMX the convs run so fast that a separate pass over each
-    band for the activation or the add cost 25% of the conv's own time (docs/performance.md)."""
+    band for the activation or the add cost a quarter to a third of the conv's own time
+    (docs/performance.md)."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, slope: float | None = None) -> None:
         self.weight, self.bias, self.slope = weight, bias, slope
