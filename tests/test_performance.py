@@ -202,8 +202,8 @@ def test_auto_tiling_keeps_images_whole_when_one_tile_would_cost_as_much(tiny_we
     assert len(engine.tile_plan(model, side, side, 30, None, torch.float32, cpu)) == 4  # explicit tiles stay
 
 
-def test_training_keeps_freed_memory_instead_of_faulting_it_back_in():
-    """srgan train calls keep_freed_memory: a step's large blocks come back from the heap, not as
+def test_keep_freed_memory_serves_large_blocks_again_without_page_faults():
+    """What `train()` calls on the CPU: a step's large blocks come back from the heap, not as
     fresh pages (a subprocess, so the test run's own allocator is left alone)."""
     import subprocess
     import sys

@@ -32,14 +32,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import Generator
-from ..models.srresnet import polyphase_weight
+from ..models.srresnet import polyphase_weight, single_slope
 from ..models.descriptor import SRModel
 from .streaming import stream_rows
-
-
-def _prelu_inplace_slope(act: nn.PReLU) -> float | None:
-    """The PReLU's slope as a float when it has one parameter (then leaky_relu_ is the same map)."""
-    return float(act.weight.detach().reshape(-1)[0]) if act.weight.numel() == 1 else None
 
 
 class InferenceGenerator(nn.Module):
@@ -66,7 +61,7 @@ class InferenceGenerator(nn.Module):
             self.last_conv = copy.deepcopy(last.conv)
             self.last_factor = last.shuffle.upscale_factor
             # The PReLU after the last shuffle acts on pre-shuffle channel c*r^2 + j as on channel c.
-            self.last_slope = _prelu_inplace_slope(last.act)
+            self.last_slope = single_slope(last.act)
             self.register_buffer("last_prelu", last.act.weight.detach().repeat_interleave(
                 self.last_factor**2 if last.act.weight.numel() > 1 else 1))
             tail = gen.tail

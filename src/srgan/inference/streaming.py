@@ -32,16 +32,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import Generator
-from ..models.srresnet import polyphase_weight
+from ..models.srresnet import polyphase_weight, single_slope
 
 # LR pixels per band: 8k keeps one 64-channel bf16 band at 1 MB, the L2 of one core (measured
-# on Zen 4: 8k beat 16k and 32k by 3-8% at 512^2 and 1000x750), and at least MIN_BAND rows so
-# the k - 1 rows of each line buffer stay a small part of the work.
+# on Zen 4: 8k beat 16k and 32k by 3-8% at 512^2 and 1000x750; on AMX no size from 4k to 48k
+# won consistently), and at least MIN_BAND rows so the k - 1 rows of each line buffer stay a
+# small part of the work.
 BAND_PIXELS = 8192
 MIN_BAND = 8
 # Up to this many LR pixels a strip runs in one pass, zero-padded, without line buffers: the
 # copies into each conv's line buffer cost more than cache misses there (AMX, fused convs: one
-# pass 1.4-1.9x faster than bands at 128^2-362^2, equal at 512^2; docs/performance.md), and its
+# pass 1.3-1.9x faster than bands at 128^2-362^2, equal at 512^2; docs/performance.md), and its
 # memory is that of the whole-image forward the engine ran on such images before.
 ONE_PASS_PIXELS = 2 * 256 * 256
 # Widest strip streamed in one piece (LR px); wider images are split into overlapping strips.
@@ -57,7 +58,7 @@ def _fusable(dtype: torch.dtype) -> bool:
 
 class _Conv:
     """A 'same'-padded stride-1 conv over a stream of row bands (a k - 1 row line buffer),
-    optionally followed by a leaky ReLU (a one-slope PReLU) or a residual add, fused into the
+    optionally followed by a leaky ReLU (a one-slope PReLU) or by a residual add, fused into the
     conv by oneDNN on the CPU: on AMX the convs run so fast that a separate pass over each
     band for the activation or the add cost a quarter to a third of the conv's own time
     (docs/performance.md)."""
@@ -70,6 +71,8 @@ class _Conv:
         self.fused = weight.device.type == "cpu" and _fusable(weight.dtype)
 
     def _apply(self, inp: torch.Tensor, skip: torch.Tensor | None, pad_rows: int = 0) -> torch.Tensor:
+        # oneDNN's add epilogue takes no leaky ReLU after it (SRResNet has none after its adds).
+        assert skip is None or self.slope is None, "a streaming conv fuses an activation or an add, not both"
         pad, one = [pad_rows, self.pad], [1, 1]
         if self.fused and skip is not None:
             return torch.ops.mkldnn._convolution_pointwise.binary(
@@ -207,10 +210,10 @@ def _conv_act(conv: nn.Conv2d, bn: nn.BatchNorm2d | None, prelu: nn.PReLU, dtype
               repeat: int = 1) -> list:
     """conv (and BatchNorm) then PReLU. One slope is a leaky ReLU fused into the conv; per-channel slopes
     (repeated for a map before its pixel shuffle) stay a separate stage."""
-    w = prelu.weight.detach()
-    if w.numel() == 1:
-        return [_folded(conv, bn, dtype, slope=float(w))]
-    w = w.repeat_interleave(repeat)
+    slope = single_slope(prelu)
+    if slope is not None:
+        return [_folded(conv, bn, dtype, slope=slope)]
+    w = prelu.weight.detach().repeat_interleave(repeat)
     return [_folded(conv, bn, dtype), _Map(lambda x: F.prelu(x, w.to(x.dtype)))]
 
 

@@ -108,8 +108,7 @@ class _SingleSlopePReLU(torch.autograd.Function):
             # was less exact (relative error 1.3e-3 against 1.7e-4 on a 16x256x48x48 test map).
             acc = torch.float32 if x.dtype in (torch.bfloat16, torch.float16) else x.dtype
             prod = grad * x.clamp(max=0)
-            dims = [d for d in range(prod.dim()) if d != 1]
-            gw = (prod.sum(dim=dims) if dims else prod).sum(dtype=acc).reshape(1).to(weight_dtype)
+            gw = prod.sum(dim=[d for d in range(prod.dim()) if d != 1]).sum(dtype=acc).reshape(1).to(weight_dtype)
         return gx, gw
 
 
@@ -121,6 +120,11 @@ class PReLU(nn.PReLU):
                 and not torch.jit.is_tracing() and not torch.compiler.is_compiling()):
             return _SingleSlopePReLU.apply(x, self.weight)
         return super().forward(x)
+
+
+def single_slope(act: nn.PReLU) -> float | None:
+    """The PReLU's slope as a float when it has one parameter (then leaky_relu is the same map)."""
+    return float(act.weight.detach().reshape(-1)[0]) if act.weight.numel() == 1 else None
 
 
 def _phase_taps(k: int, r: int) -> tuple[torch.Tensor, int]:
