@@ -101,3 +101,34 @@ def test_bundled_weights_load_by_name(name):
 def test_unknown_model_name():
     with pytest.raises(WeightsError, match="unknown model 'nope'"):
         load_model("nope")
+
+
+def test_export_fp16_safetensors_halves_the_file_and_keeps_output_config_and_recipe(tiny_weights, tmp_path, capsys):
+    from srgan.cli.main import main
+
+    out = tmp_path / "half.safetensors"
+    assert main(["export", "-m", str(tiny_weights), "-o", str(out), "--fp16"]) == 0
+    assert "fp16" in capsys.readouterr().out
+    assert out.stat().st_size < 0.6 * tiny_weights.stat().st_size
+    meta = read_metadata(out)
+    assert json.loads(meta["srgan.recipe"]) == {"note": "random"}
+    full, half = load_generator(tiny_weights), load_generator(out)
+    assert half.config == full.config and all(p.dtype == torch.float32 for p in half.parameters())
+    x = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        assert (full(x) - half(x)).abs().max() < 1e-3
+
+
+def test_export_refuses_other_suffixes_and_non_srresnet_models(tmp_path, capsys):
+    from dataclasses import replace
+
+    from srgan.cli.main import main
+    from srgan.inference.export import export_safetensors
+
+    assert main(["export", "-m", "srresnet_x4", "-o", str(tmp_path / "m.pt")]) == 2
+    assert "must end in .onnx or .safetensors" in capsys.readouterr().err
+    model = load_model("srresnet_x4", device="cpu")
+    other = replace(model, module=torch.nn.Identity())
+    with pytest.raises(WeightsError, match="srgan's own"):
+        export_safetensors(other, tmp_path / "m.safetensors")
+    assert not (tmp_path / "m.safetensors").exists()

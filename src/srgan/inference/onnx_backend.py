@@ -3,9 +3,9 @@
 `export_onnx` writes a graph with dynamic batch, height and width (opset >= 17), the network's
 output clamped to [0, 1], and the descriptor's fields in the file's metadata (`srgan.*`), so
 `onnx_model` rebuilds the same SRModel and the engine pads, tiles and crops exactly as for the
-torch model. Every export is checked on the spot: the bundled astronaut crop through
-onnxruntime against PyTorch in fp32, at >= 50 dB PSNR, or the file is not kept. fp16 files are
-exported from a half-precision copy and kept only when they pass the same check.
+torch model. Every export is checked on the spot (`export.verified`): the bundled astronaut crop
+through onnxruntime against PyTorch in fp32, at >= 50 dB PSNR, or the file is not kept. fp16
+files are exported from a half-precision copy and kept only when they pass the same check.
 
 Needs the `onnx` extra (onnx, onnxruntime); export also needs onnxscript for new opsets in
 recent torch releases, which the extra includes.
@@ -17,8 +17,6 @@ import copy
 import json
 import logging
 import warnings
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -26,22 +24,14 @@ import torch
 from torch import nn
 
 from ..models.descriptor import SRModel, require_extra
-from ..metrics.protocol import psnr
 from ..models.io import WeightsError, atomic_write, first_line
+from .export import CHECK_PSNR_DB, ExportReport, check_image, verified
 
 log = logging.getLogger(__name__)
 
 MIN_OPSET = 17
-CHECK_PSNR_DB = 50.0
 # Activation estimate for .onnx files without srgan metadata (a 64-channel network at x4).
 _DEFAULT_ACTIVATION_ELEMS = 3.0 * 64 * 16
-
-
-@dataclass(frozen=True)
-class ExportReport:
-    path: Path
-    precision: str
-    psnr_db: float  # onnxruntime output against PyTorch fp32 on the check image
 
 
 class _Clamped(nn.Module):
@@ -108,20 +98,6 @@ def onnx_model(path: str | Path, name: str = "") -> SRModel:
     )
 
 
-def _check_image(model: SRModel) -> torch.Tensor:
-    """The bundled astronaut crop as (1, C, h, w) in [0, 1], sized to the model's rules."""
-    from PIL import Image
-
-    with resources.as_file(resources.files("srgan") / "assets" / "astronaut_lr.png") as f:
-        im = Image.open(f).convert("L" if model.in_channels == 1 else "RGB")
-    m = model.size_multiple
-    side = max(64, model.min_size)
-    side = -(-side // m) * m
-    arr = np.asarray(im)[:side, :side]
-    x = torch.from_numpy(arr.astype(np.float32) / 255)
-    return (x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]).contiguous()
-
-
 def export_onnx(model: SRModel, out: str | Path, fp16: bool = False, opset: int = MIN_OPSET) -> ExportReport:
     """Export `model` to `out` (.onnx), verified against PyTorch; raises WeightsError when it
     cannot be exported or does not verify (then no file is left)."""
@@ -134,7 +110,7 @@ def export_onnx(model: SRModel, out: str | Path, fp16: bool = False, opset: int 
     net = model.build()
     if not isinstance(net, nn.Module):  # spandrel's call: export the network itself (the engine pads)
         net = model.module
-    x = _check_image(model).to(model.device)
+    x = check_image(model).to(model.device)
     with torch.no_grad():
         reference = _Clamped(net).eval()(x).cpu()
     graph = _Clamped(net).eval()
@@ -163,13 +139,7 @@ def export_onnx(model: SRModel, out: str | Path, fp16: bool = False, opset: int 
     atomic_write(out, lambda tmp: onnx.save(proto, tmp))
     try:
         got = onnx_model(out)(x.cpu())
-        db = psnr(got.numpy(), reference.numpy(), data_range=1.0)
     except Exception:
         out.unlink(missing_ok=True)
         raise
-    if db < CHECK_PSNR_DB:
-        out.unlink(missing_ok=True)
-        raise WeightsError(f"{out}: the {'fp16' if fp16 else 'fp32'} ONNX graph does not match PyTorch "
-                           f"({db:.1f} dB < {CHECK_PSNR_DB:.0f} dB on the check image); not kept")
-    return ExportReport(out, "fp16" if fp16 else "fp32", db)
-
+    return verified(out, got, reference, "fp16" if fp16 else "fp32", "ONNX graph")

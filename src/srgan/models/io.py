@@ -41,8 +41,10 @@ def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def save_generator(model: Generator, path: str | os.PathLike, recipe: Mapping[str, Any] | None = None) -> Path:
-    """Write `model` to a safetensors file atomically (temp file + rename)."""
+def save_generator(model: Generator, path: str | os.PathLike, recipe: Mapping[str, Any] | None = None,
+                   dtype: torch.dtype | None = None) -> Path:
+    """Write `model` to a safetensors file atomically (temp file + rename), its floating-point
+    tensors cast to `dtype` if given (fp16 halves the file; `load_generator` casts back to fp32)."""
     path = Path(path)
     metadata = {
         "srgan.format": FORMAT_VERSION,
@@ -51,7 +53,8 @@ def save_generator(model: Generator, path: str | os.PathLike, recipe: Mapping[st
         "srgan.range": "0-1",
         "srgan.recipe": json.dumps(dict(recipe or {}), sort_keys=True, default=str),
     }
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().to("cpu", dtype if dtype is not None and v.is_floating_point() else v.dtype).contiguous()
+               for k, v in model.state_dict().items()}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     return path
 
