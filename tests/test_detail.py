@@ -1,4 +1,4 @@
-"""The detail dial: srgan_x4 blended with srresnet_x4 by network interpolation, everywhere a user meets it."""
+"""The detail dial: srgan_x4's output blended with srresnet_x4's, everywhere a user meets it."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ def test_api_dial_ends_are_the_two_bundled_models(small, gan, base):
     gan_model = np.asarray(srgan.upscale(small, model=gan, precision="fp32", device="cpu"))
     assert np.array_equal(at[0.0], psnr_model) and np.array_equal(at[1.0], gan_model)
     assert not np.array_equal(at[0.5], at[0.0]) and not np.array_equal(at[0.5], at[1.0])
+    # Mid-dial is the mix of the two images: no colour or brightness of its own (weight-space
+    # blending of the long-run srgan_x4 made it 20 grey levels darker).
+    assert np.abs(at[0.5].astype(float) - (at[0.0].astype(float) + at[1.0]) / 2).max() <= 1.0
     assert srgan.load_model("srgan_x4", "cpu", detail=0.25).name == "srgan_x4@0.25"
 
 

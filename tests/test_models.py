@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -62,24 +63,21 @@ def test_receptive_radius_is_the_sum_of_kernel_reaches():
     assert GeneratorConfig(num_blocks=2, channels=8).receptive_radius == 12
 
 
-def test_network_interpolation_is_the_weight_blend():
-    from srgan.models import blend_generators, interpolate_state_dicts
+def test_detail_blend_is_the_output_blend_on_every_engine_path():
+    from srgan.inference import upscale_array
+    from srgan.inference.fastpath import detail_blend_model, srresnet_model
 
     torch.manual_seed(0)
     cfg = GeneratorConfig(num_blocks=1, channels=8)
     a, b = Generator(cfg).eval(), Generator(cfg).eval()
-    for m in b.modules():  # distinct BN statistics too
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.fill_(0.5)
-    x = torch.rand(1, 3, 12, 12)
-    with torch.no_grad():
-        assert torch.equal(blend_generators(a, b, 0.0)(x), a(x))
-        assert torch.equal(blend_generators(a, b, 1.0)(x), b(x))
-    half = interpolate_state_dicts(a.state_dict(), b.state_dict(), 0.5)
-    for key, value in half.items():
-        if value.is_floating_point():
-            assert torch.allclose(value, (a.state_dict()[key] + b.state_dict()[key]) / 2), key
+    image = (np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8)
+    ends = [upscale_array(srresnet_model(g), image, precision="fp32").astype(np.float64) for g in (a, b)]
+    blend = detail_blend_model(a, b, 0.25, "blend")
+    expected = 0.75 * ends[0] + 0.25 * ends[1]
+    for tile in (0, 16):  # 0: the CPU's streamed path; 16: tiles through build()
+        got = upscale_array(blend, image, tile=tile, precision="fp32")
+        assert np.abs(got - expected).max() <= 1.0, tile  # each end was rounded to uint8 on its own
     with pytest.raises(ValueError, match=r"detail must be in \[0, 1\]"):
-        interpolate_state_dicts(a.state_dict(), b.state_dict(), 1.5)
+        detail_blend_model(a, b, 1.5, "bad")
     with pytest.raises(ValueError, match="different architectures"):
-        blend_generators(a, Generator(GeneratorConfig(num_blocks=2, channels=8)), 0.5)
+        detail_blend_model(a, Generator(GeneratorConfig(num_blocks=2, channels=8)), 0.5, "bad")

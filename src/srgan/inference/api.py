@@ -13,12 +13,12 @@ from PIL import Image
 
 from ..data.degradation import resize
 from ..device import select_device
-from ..models import DEFAULT_MODEL, PRETRAINED, Generator, WeightsError, blend_generators, load_generator
+from ..models import DEFAULT_MODEL, PRETRAINED, Generator, WeightsError, check_detail, load_generator
 from ..models.catalogue import CATALOGUE, cached_path
 from ..models.descriptor import SRModel
 from ..models.io import generator_from_state, is_srresnet, read_weights
 from .engine import upscale_array
-from .fastpath import as_sr_model, srresnet_model
+from .fastpath import as_sr_model, detail_blend_model, srresnet_model
 from .image_io import Picture, _from_pillow, to_8bit, to_pillow
 
 
@@ -44,8 +44,8 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | to
                detail: float | None = None) -> SRModel:
     """Load any supported model as an `SRModel` on `device` (default: CUDA > MPS > CPU).
 
-    `detail` in [0, 1] blends a bundled GAN model with the PSNR model it was fine-tuned from
-    (network interpolation): 0 = srresnet_x4, 1 = srgan_x4, in between the two weight sets
+    `detail` in [0, 1] blends a bundled GAN model's output with that of the PSNR model it was
+    fine-tuned from: 0 = srresnet_x4, 1 = srgan_x4, in between both run and their outputs are
     mixed. Only bundled models with a `detail_base` (srgan_x4, srgan_x4_real) have the dial.
 
     Bundled names and srgan/SRResNet files run the SRResNet fast path; other .pth/.safetensors
@@ -71,16 +71,23 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | to
 
 
 def detail_model(name: str, detail: float, device: torch.device) -> SRModel:
-    """A bundled GAN model blended with its PSNR base at `detail` (0 = base, 1 = the GAN model)."""
+    """A bundled GAN model's output blended with its PSNR base's at `detail` (0 = base, 1 = the
+    GAN model; both ends run one network, in between both run: srgan.models.interpolate)."""
     entry = PRETRAINED.get(name)
     if entry is None or entry.detail_base is None:
         dialable = ", ".join(n for n, w in PRETRAINED.items() if w.detail_base) or "none"
         raise WeightsError(f"--detail works with the bundled GAN models ({dialable}), not {name!r}")
-    if not 0.0 <= detail <= 1.0 or detail != detail:
-        raise WeightsError(f"detail must be in [0, 1], got {detail}")
+    try:
+        detail = check_detail(detail)
+    except ValueError as exc:
+        raise WeightsError(str(exc)) from None
+    label = f"{name}@{detail:g}"
+    if detail in (0.0, 1.0):
+        weights = resolve_weights(entry.detail_base if detail == 0.0 else name)
+        return srresnet_model(load_generator(weights, device), label, str(weights))
     base = load_generator(resolve_weights(entry.detail_base), device)
     gan = load_generator(resolve_weights(name), device)
-    return srresnet_model(blend_generators(base, gan, detail), f"{name}@{detail:g}", str(entry.path))
+    return detail_blend_model(base, gan, detail, label, str(entry.path))
 
 
 @functools.lru_cache(maxsize=4)

@@ -25,13 +25,15 @@ engine builds one per `upscale_array` call, which costs a few milliseconds).
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models import Generator
+from ..models import DetailBlend, Generator
+from ..models.interpolate import blend_outputs
 from ..models.srresnet import polyphase_weight, single_slope
 from ..models.descriptor import SRModel
 from .streaming import stream_rows
@@ -139,3 +141,22 @@ def as_sr_model(model: SRModel | Generator) -> SRModel:
     if isinstance(model, Generator):
         return srresnet_model(model)
     raise TypeError(f"expected an SRModel (srgan.load_model) or an srgan Generator, got {type(model).__name__}")
+
+
+def detail_blend_model(psnr: Generator, gan: Generator, detail: float, name: str, source: str = "") -> SRModel:
+    """The descriptor of the detail dial between two SRResNets: both run (fast path, streamed on
+    the CPU, band for band) and their outputs are blended, (1 - detail) * psnr + detail * gan."""
+    if psnr.config != gan.config:
+        raise ValueError(f"cannot blend generators of different architectures: {psnr.config} vs {gan.config}")
+    a, b = srresnet_model(psnr), srresnet_model(gan)
+
+    def build() -> nn.Module:
+        return DetailBlend(a.build(), b.build(), detail)
+
+    def stream(image: np.ndarray, dtype: torch.dtype):
+        # Same config and image, so both yield the same bands in the same order.
+        for (y0, x0, u), (_, _, v) in zip(a.stream(image, dtype), b.stream(image, dtype)):
+            yield y0, x0, blend_outputs(u, v, detail)
+
+    return replace(b, name=name, source=source, build=build, module=DetailBlend(psnr, gan, detail),
+                   stream=stream if b.stream is not None else None)

@@ -2,7 +2,7 @@
 
 from .descriptor import SRModel
 from .discriminator import Discriminator, DiscriminatorConfig
-from .interpolate import blend_generators, interpolate_state_dicts
+from .interpolate import DetailBlend, check_detail
 from .io import WeightsError, canonicalize_state_dict, load_generator, read_metadata, save_generator
 from .pretrained import DEFAULT_MODEL, PRETRAINED, PretrainedWeights
 from .srresnet import Generator, GeneratorConfig
@@ -11,6 +11,6 @@ from .unet_discriminator import UNetDiscriminator, UNetDiscriminatorConfig
 __all__ = [
     "DEFAULT_MODEL", "PRETRAINED", "Discriminator", "DiscriminatorConfig", "Generator",
     "GeneratorConfig", "PretrainedWeights", "SRModel", "UNetDiscriminator", "UNetDiscriminatorConfig", "WeightsError",
-    "blend_generators", "canonicalize_state_dict", "interpolate_state_dicts", "load_generator", "read_metadata",
+    "DetailBlend", "canonicalize_state_dict", "check_detail", "load_generator", "read_metadata",
     "save_generator",
 ]

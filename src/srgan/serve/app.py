@@ -62,7 +62,7 @@ class ModelInfo(BaseModel):
     scale: int | None
     description: str
     loaded: bool
-    detail: bool  # whether the `detail` dial (network interpolation with its PSNR base) applies
+    detail: bool  # whether the `detail` dial (its output blended with its PSNR base's) applies
 
 
 class ModelList(BaseModel):
