@@ -77,6 +77,7 @@ def test_detail_blend_is_the_output_blend_on_every_engine_path():
     for tile in (0, 16):  # 0: the CPU's streamed path; 16: tiles through build()
         got = upscale_array(blend, image, tile=tile, precision="fp32")
         assert np.abs(got - expected).max() <= 1.0, tile  # each end was rounded to uint8 on its own
+        assert torch.is_grad_enabled()  # the two interleaved streams leave autograd as they found it
     with pytest.raises(ValueError, match=r"detail must be in \[0, 1\]"):
         detail_blend_model(a, b, 1.5, "bad")
     with pytest.raises(ValueError, match="different architectures"):

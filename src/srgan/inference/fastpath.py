@@ -154,9 +154,18 @@ def detail_blend_model(psnr: Generator, gan: Generator, detail: float, name: str
         return DetailBlend(a.build(), b.build(), detail)
 
     def stream(image: np.ndarray, dtype: torch.dtype):
-        # Same config and image, so both yield the same bands in the same order.
-        for (y0, x0, u), (_, _, v) in zip(a.stream(image, dtype), b.stream(image, dtype)):
-            yield y0, x0, blend_outputs(u, v, detail)
+        # Same config and image, so both yield the same bands in the same order. Each stream
+        # holds torch.no_grad() across its yields and restores the grad mode it found when it
+        # ends; interleaved, the later one would restore the earlier one's no_grad, so both run
+        # inside one no_grad of this stream's and are closed before it ends.
+        with torch.no_grad():
+            psnr_bands, gan_bands = a.stream(image, dtype), b.stream(image, dtype)
+            try:
+                for (y0, x0, u), (_, _, v) in zip(psnr_bands, gan_bands):
+                    yield y0, x0, blend_outputs(u, v, detail)
+            finally:
+                psnr_bands.close()
+                gan_bands.close()
 
     return replace(b, name=name, source=source, build=build, module=DetailBlend(psnr, gan, detail),
                    stream=stream if b.stream is not None else None)
