@@ -177,7 +177,7 @@ def detail_figure(results: list[DatasetResult], curve: list[DatasetResult], data
         ax.set_xlabel("Y-PSNR (dB), higher = more faithful")
         ax.set_ylabel("LPIPS, lower = closer to HR")
         ax.grid(alpha=0.3)
-    fig.suptitle("srgan_x4 detail dial: 0 = srresnet_x4 ... 1 = srgan_x4 (network interpolation)", fontsize=10)
+    fig.suptitle("srgan_x4 detail dial: 0 = srresnet_x4 ... 1 = srgan_x4 (output images blended)", fontsize=10)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     return path
 
@@ -268,8 +268,9 @@ def render(report: Report, models: list[str], datasets: list[str], figures: list
                   "", published_table(results, models, datasets)]
     if curve:
         parts += ["", "## The detail dial: perception against distortion", "",
-                  "`srgan upscale --detail A` blends srresnet_x4 (A = 0) and srgan_x4 (A = 1) weight by weight "
-                  "(ESRGAN's network interpolation). PSNR and LPIPS along the dial:", "",
+                  "`srgan upscale --detail A` blends the output images of srresnet_x4 (A = 0) and srgan_x4 (A = 1), "
+                  "(1 - A) x one + A x the other (why not their weights, as ESRGAN does: docs/models.md). "
+                  "PSNR and LPIPS along the dial:", "",
                   detail_table(results, curve, datasets)]
         if curve_figure is not None:
             parts += ["", f"![detail curve]({Path(_relative(curve_figure, out_dir)).as_posix()})"]

@@ -71,6 +71,10 @@ def test_corrupt_checkpoint_falls_back_to_previous(folders, tmp_path, caplog):
     (out / "checkpoint.pt").write_bytes(b"truncated")
     assert train(folders, out, "--resume", "--iterations", "5") == 0
     assert "corrupt" in caplog.text and "at iteration 2" in caplog.text
+    # Iterations 3-4 ran again from the older state: logged once, as the replay saw them.
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [1, 2, 3, 4, 5]
+    assert "dropped 2 records after iteration 2" in caplog.text
 
 
 def fake_vgg_file(path):

@@ -7,6 +7,7 @@ their place, and a file that is corrupt anyway makes `load_latest` fall back to 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -163,3 +164,26 @@ def load_latest(run_dir: Path) -> dict[str, Any]:
     if errors:
         raise CheckpointError("; ".join(errors))
     raise CheckpointError(f"{run_dir}: no checkpoint to resume from")
+
+
+def trim_log(path: Path, step: int) -> int:
+    """Drop the records of iterations after `step` from a JSON-lines log; returns how many.
+
+    A run resumed from an older state than its log reached (the previous checkpoint after a
+    corrupt latest one, or a resume file kept in version control behind the log) replays those
+    iterations, and would otherwise log them twice. Lines that are not JSON records are kept.
+    """
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines(keepends=True):
+        try:
+            after = int(json.loads(line).get("iteration", -1)) > step
+        except (ValueError, AttributeError, TypeError):
+            after = False
+        dropped += after
+        if not after:
+            kept.append(line)
+    if dropped:
+        atomic_write(path, lambda tmp: Path(tmp).write_text("".join(kept)))
+    return dropped

@@ -52,7 +52,7 @@ from ..models import (
     Discriminator, DiscriminatorConfig, Generator, GeneratorConfig, UNetDiscriminator, UNetDiscriminatorConfig,
     load_generator, save_generator,
 )
-from .checkpoint import compact_state, expand_state, load_latest, refill_moments, save_checkpoint
+from .checkpoint import compact_state, expand_state, load_latest, refill_moments, save_checkpoint, trim_log
 from .config import TrainConfig, lr_at
 
 log = logging.getLogger(__name__)
@@ -220,6 +220,8 @@ def train(cfg: TrainConfig) -> Path:
             torch.set_rng_state(state["rng"])
         step, best = int(state["step"]), float(state.get("best", state.get("best_psnr", -math.inf)))
         log.info("resumed from %s at iteration %d", run_dir, step)
+        if main and (dropped := trim_log(run_dir / "metrics.jsonl", step)):
+            log.info("metrics.jsonl: dropped %d records after iteration %d (they are replayed)", dropped, step)
     if main:
         cfg.save(run_dir / "config.json")
 
