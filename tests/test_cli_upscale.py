@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -130,8 +131,11 @@ def test_sigint_mid_batch_keeps_finished_outputs_and_exits_130(tmp_path, photo):
     for i in range(30):
         Image.fromarray(big[: 160 + i, :160]).save(src / f"{i:02d}.png")
     out = tmp_path / "out"
+    # A test run started in the background (`nohup ... &` from a script) inherits SIGINT ignored, and
+    # Python keeps an ignored SIGINT: give the child the default disposition a terminal gives it.
     proc = subprocess.Popen([sys.executable, "-m", "srgan", "upscale", str(src), "-o", str(out),
-                             "-m", "srresnet_x4", "-q"], stderr=subprocess.PIPE, text=True)
+                             "-m", "srresnet_x4", "-q"], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     import time
 
     deadline = time.time() + 120
