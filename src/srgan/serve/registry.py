@@ -18,7 +18,7 @@ from ..models.catalogue import CATALOGUE
 from ..models.descriptor import SRModel
 
 log = logging.getLogger(__name__)
-BLENDS_KEPT = 4  # detail-dial blends kept in memory (6 MB each for srgan_x4)
+BLENDS_KEPT = 4  # detail-dial blends kept in memory (12 MB each for srgan_x4: both generators)
 
 
 def _declared_scale(source: str) -> int | None:
@@ -62,7 +62,7 @@ class ModelRegistry:
         """The model called `name`, loading it on first use (raises KeyError, WeightsError).
 
         With `detail`, the blend of it and its PSNR base (rounded to 0.01); the last
-        BLENDS_KEPT blends are kept, since each is a full copy of the weights.
+        BLENDS_KEPT blends are kept, since each holds its own copy of both generators.
         """
         if detail is not None:
             key = (name, round(detail, 2))
