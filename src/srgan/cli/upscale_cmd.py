@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "detects with srgan[interop]) or .onnx (with --backend onnxruntime)")
     p.add_argument("--detail", type=float, metavar="A",
                    help="with srgan_x4: 0 = srresnet_x4 (faithful, smooth), 1 = srgan_x4 (detailed, the default), "
-                        "in between the two outputs blended (twice the time); likewise srgan_x4_real with srresnet_x4_real")
+                        "in between the two outputs blended (about twice the compute); likewise srgan_x4_real with srresnet_x4_real")
     p.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto",
                    help="torch for weights files, onnxruntime (CPU, srgan[onnx]) for .onnx files; auto picks by "
                         "the file (default)")
