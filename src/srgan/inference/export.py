@@ -8,6 +8,7 @@ the weights back to fp32); ONNX graphs are written by `onnx_backend.export_onnx`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -44,8 +45,15 @@ def check_image(model: SRModel) -> torch.Tensor:
     return (x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]).contiguous()
 
 
-def verified(out: Path, got: torch.Tensor, reference: torch.Tensor, precision: str, what: str) -> ExportReport:
-    """The report for `out` if `got` matches `reference`; otherwise `out` is removed and WeightsError raised."""
+def verified(out: Path, run: Callable[[], torch.Tensor], reference: torch.Tensor, precision: str,
+             what: str) -> ExportReport:
+    """The report for `out` if `run()` (the written file's output) matches `reference`; otherwise,
+    or if `run` fails, `out` is removed and the error raised (WeightsError for a mismatch)."""
+    try:
+        got = run()
+    except Exception:
+        out.unlink(missing_ok=True)
+        raise
     db = psnr(got.numpy(), reference.numpy(), data_range=1.0)
     if db < CHECK_PSNR_DB:
         out.unlink(missing_ok=True)
@@ -66,9 +74,5 @@ def export_safetensors(model: SRModel, out: str | Path, fp16: bool = False) -> E
     with torch.no_grad():
         reference = gen.eval()(x.to(model.device)).float().cpu().clamp(0.0, 1.0)
         save_generator(gen, out, recipe=getattr(gen, "recipe", None), dtype=torch.float16 if fp16 else None)
-        try:
-            got = load_generator(out).eval()(x).clamp(0.0, 1.0)
-        except Exception:
-            out.unlink(missing_ok=True)
-            raise
-    return verified(out, got, reference, "fp16" if fp16 else "fp32", "safetensors file")
+        return verified(out, lambda: load_generator(out).eval()(x).clamp(0.0, 1.0), reference,
+                        "fp16" if fp16 else "fp32", "safetensors file")

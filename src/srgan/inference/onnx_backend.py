@@ -137,9 +137,4 @@ def export_onnx(model: SRModel, out: str | Path, fp16: bool = False, opset: int 
         entry = proto.metadata_props.add()
         entry.key, entry.value = f"srgan.{key}", str(value)
     atomic_write(out, lambda tmp: onnx.save(proto, tmp))
-    try:
-        got = onnx_model(out)(x.cpu())
-    except Exception:
-        out.unlink(missing_ok=True)
-        raise
-    return verified(out, got, reference, "fp16" if fp16 else "fp32", "ONNX graph")
+    return verified(out, lambda: onnx_model(out)(x.cpu()), reference, "fp16" if fp16 else "fp32", "ONNX graph")
