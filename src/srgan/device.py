@@ -95,7 +95,8 @@ def keep_freed_memory(limit: int = 1 << 30) -> bool:
     block over glibc's mmap threshold (dynamic, at most 32 MB) is a fresh mapping, so each GAN
     step faulted ~240 MB of pages back in: 58k faults per step, 10% of the step on the AMX kind
     (docs/performance.md). For a process whose working set repeats; returns False, changing
-    nothing, without glibc (macOS, Windows, musl).
+    nothing, without glibc (macOS, Windows, musl). It acts on the main arena, where the training
+    loop allocates: a thread arena's heaps are at most 64 MB, and glibc maps larger blocks itself.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
