@@ -17,6 +17,7 @@ are removed at the end. A task that kills its worker on every retry is dropped (
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -198,7 +199,10 @@ def _rows_in_background(ds) -> Iterator:
     """The dataset's rows, then any exception it raised, iterated on a daemon thread.
 
     The main thread only waits on a queue, where Ctrl-C reliably raises KeyboardInterrupt; in
-    Ray Data's own iterator it was sometimes lost, and the run went on to the end.
+    Ray Data's own iterator it was sometimes lost, and the run went on to the end. When the
+    caller stops early, Ray Data's threads are stopped before this returns: one still polling
+    its tasks when `connect` shuts Ray down makes Ray's core worker end the whole process
+    (exit code 1, no manifest; seen in CI).
     """
     rows: queue.Queue = queue.Queue()
     end = object()
@@ -211,15 +215,25 @@ def _rows_in_background(ds) -> Iterator:
             rows.put(exc)
         rows.put(end)
 
-    threading.Thread(target=feed, name="srgan-ray-rows", daemon=True).start()
-    while True:
-        try:
-            row = rows.get(timeout=0.2)
-        except queue.Empty:
-            continue
-        if row is end:
-            return
-        yield row
+    feeder = threading.Thread(target=feed, name="srgan-ray-rows", daemon=True)
+    feeder.start()
+    try:
+        while True:
+            try:
+                row = rows.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if row is end:
+                return
+            yield row
+    finally:
+        if feeder.is_alive():
+            # Ray Data has no public way to stop a streaming run from another thread, but its
+            # iterator is made to take a Ctrl-C: on KeyboardInterrupt it shuts its executor
+            # down. So the feeder gets one, as a main thread would, and is waited for.
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(feeder.ident),
+                                                       ctypes.py_object(KeyboardInterrupt))
+            feeder.join(timeout=30)
 
 
 def _placement(ray, opts: RayOptions) -> tuple[str, int, dict]:
