@@ -206,14 +206,23 @@ def _rows_in_background(ds) -> Iterator:
     """
     rows: queue.Queue = queue.Queue()
     end = object()
+    lock = threading.Lock()
+    iterating = True  # under `lock`: the feeder may still be inside Ray Data's iterator
 
     def feed() -> None:
+        nonlocal iterating
         try:
-            for row in ds.iter_rows():
-                rows.put(row)
-        except BaseException as exc:  # handed to the main thread, which decides
-            rows.put(exc)
-        rows.put(end)
+            try:
+                for row in ds.iter_rows():
+                    rows.put(row)
+            except BaseException as exc:  # handed to the main thread, which decides
+                rows.put(exc)
+            finally:
+                with lock:
+                    iterating = False
+            rows.put(end)
+        except KeyboardInterrupt:  # the stop request below, arriving as the rows ended
+            pass
 
     feeder = threading.Thread(target=feed, name="srgan-ray-rows", daemon=True)
     feeder.start()
@@ -227,13 +236,14 @@ def _rows_in_background(ds) -> Iterator:
                 return
             yield row
     finally:
-        if feeder.is_alive():
-            # Ray Data has no public way to stop a streaming run from another thread, but its
-            # iterator is made to take a Ctrl-C: on KeyboardInterrupt it shuts its executor
-            # down. So the feeder gets one, as a main thread would, and is waited for.
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(feeder.ident),
-                                                       ctypes.py_object(KeyboardInterrupt))
-            feeder.join(timeout=30)
+        # Ray Data has no public way to stop a streaming run from another thread, but its
+        # iterator is made to take a Ctrl-C: on KeyboardInterrupt it shuts its executor down.
+        # So the feeder gets one, as a main thread would, and is waited for.
+        with lock:
+            if iterating:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(feeder.ident),
+                                                           ctypes.py_object(KeyboardInterrupt))
+        feeder.join(timeout=30)
 
 
 def _placement(ray, opts: RayOptions) -> tuple[str, int, dict]:
