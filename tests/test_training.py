@@ -487,3 +487,38 @@ def test_compact_checkpoints_are_half_the_size_and_resume(folders, tmp_path, mon
     assert all(v.dtype == torch.bfloat16 for v in small["ema"].values() if v.is_floating_point())
     assert all(v.dtype == torch.float32 for v in small["discriminator"].values() if v.is_floating_point())
     assert_resumes_close_to_uninterrupted(folders, tmp_path, "compact", 0.75, atol=1e-3)
+
+
+def test_lookahead_state_moves_chosen_layers_along_the_ema_path_and_resumes(folders, tmp_path, capsys):
+    """benchmarks/lookahead_state.py (how srgan_x4 of 2026-12-03 began): the named layer groups go
+    on along the EMA's path, w = end + t (end - start), the rest stays at the end, D and the step
+    are the state's, and `srgan train --resume` continues from it."""
+    import importlib.util
+    from pathlib import Path
+
+    from srgan.training.checkpoint import expand_state
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "lookahead_state.py"
+    spec = importlib.util.spec_from_file_location("lookahead_state", script)
+    lookahead = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lookahead)
+    run, new = tmp_path / "run", tmp_path / "new"
+    assert train(folders, run, *GAN4) == 0  # checkpoint.prev.pt: iteration 2; generator.safetensors: the EMA at 4
+    args = ["--state", str(run / "checkpoint.prev.pt"), "--weights", str(run / "generator.safetensors"),
+            "--groups", "upsample", "tail", "--t", "0.5", "--step", "4", "--out", str(new)]
+    assert lookahead.main(args) == 0
+    start = expand_state(torch.load(run / "checkpoint.prev.pt", weights_only=True))
+    end = load_generator(run / "generator.safetensors").state_dict()
+    state = torch.load(new / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 4 and start["step"] == 2
+    moved = (end["tail.weight"] + 0.5 * (end["tail.weight"] - start["ema"]["tail.weight"])).half().float()
+    torch.testing.assert_close(state["ema"]["tail.weight"], moved, rtol=0, atol=0)
+    assert not torch.equal(moved, end["tail.weight"].half().float())
+    torch.testing.assert_close(state["ema"]["head.0.weight"], end["head.0.weight"], rtol=0, atol=0)
+    for k, v in start["discriminator"].items():
+        torch.testing.assert_close(state["discriminator"][k], v, rtol=0, atol=0)
+    assert train(folders, new, *GAN4, "--iterations", "6", "--resume") == 0
+    assert torch.load(new / "checkpoint.pt", weights_only=True)["step"] == 6
+    with pytest.raises(SystemExit):  # never over a run's own state
+        lookahead.main(args)
+    assert "already holds a checkpoint.pt" in capsys.readouterr().err
