@@ -37,10 +37,10 @@ GROUPS = ("head", "body", "body_tail", "upsample", "tail")
 
 def extrapolate(start: dict[str, torch.Tensor], end: dict[str, torch.Tensor], groups: set[str],
                 t: float) -> dict[str, torch.Tensor]:
-    """end + t (end - start) for the floating-point tensors of `groups`; the rest of `end` as is."""
+    """end + t (end - start) for the floating-point tensors of `groups` (end in fp32); the rest of `end` as is."""
     def moved(key: str) -> bool:
         return key.split(".")[0] in groups and end[key].is_floating_point()
-    return {k: (end[k].float() + t * (end[k].float() - start[k].float())).half().float() if moved(k) else end[k]
+    return {k: (end[k] + t * (end[k] - start[k].float())).half().float() if moved(k) else end[k]
             for k in end}
 
 
@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--out {args.out}: already holds a checkpoint.pt")
     try:
         state = expand_state(torch.load(args.state, map_location="cpu", weights_only=True))
-        end = {k: v.float() if v.is_floating_point() else v
-               for k, v in load_generator(args.weights).state_dict().items()}
+        end = load_generator(args.weights).state_dict()  # fp32 whatever the file stores
     except (OSError, RuntimeError, WeightsError) as exc:
         print(f"lookahead_state: error: {exc}", file=sys.stderr)
         return 1
