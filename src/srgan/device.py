@@ -7,6 +7,7 @@ import ctypes
 import functools
 import logging
 import os
+import platform
 
 import torch
 
@@ -31,13 +32,48 @@ def select_device(name: str | torch.device | None = "auto") -> torch.device:
     return device
 
 
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) under which oneDNN has no bf16 dot-product instruction and
+# so emulates bf16 with fp32 arithmetic plus conversions (slower than plain fp32).
+_ONEDNN_ISAS_WITHOUT_BF16 = frozenset(
+    {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
+)
+
+
+def native_bf16(machine: str, x86_flags: frozenset[str], onednn_bf16: bool, onednn_max_isa: str = "") -> bool:
+    """Whether bf16 convolutions run in hardware on a CPU with these features (a pure function).
+
+    On x86, oneDNN reports bf16 as supported on any AVX-512 CPU because it can emulate it there,
+    3-5x slower than fp32; only the bf16 dot-product instructions (the CPU flags avx512_bf16, or
+    amx_bf16) make it fast, and a cap on oneDNN's ISA below AVX512_CORE_BF16 takes them away
+    again. On ARM, oneDNN's own answer already is the CPU's bf16 feature (FEAT_BF16).
+    """
+    if machine.lower() in ("x86_64", "amd64", "i386", "i686", "x86"):
+        if onednn_max_isa.upper() in _ONEDNN_ISAS_WITHOUT_BF16:
+            return False
+        return onednn_bf16 and bool(x86_flags & {"avx512_bf16", "amx_bf16"})
+    return onednn_bf16
+
+
+def _x86_bf16_flags() -> frozenset[str]:
+    """The CPU's bf16 feature flags as PyTorch's cpuinfo reads them (CPUID)."""
+    cpu = torch.cpu
+    flags = set()
+    if getattr(cpu, "_is_avx512_bf16_supported", lambda: False)():
+        flags.add("avx512_bf16")
+    if getattr(cpu, "_is_amx_tile_supported", lambda: False)():
+        flags.add("amx_bf16")  # every CPU with AMX tiles so far has AMX-BF16
+    return frozenset(flags)
+
+
 @functools.cache
 def cpu_has_native_bf16() -> bool:
-    """True when oneDNN can run bf16 convolutions in hardware (AVX512-BF16 / AMX)."""
+    """True when this CPU runs bf16 convolutions in hardware (AVX512-BF16 / AMX on x86, FEAT_BF16 on ARM)."""
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        onednn_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+    max_isa = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
+    return native_bf16(platform.machine(), _x86_bf16_flags(), onednn_bf16, max_isa)
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
@@ -56,7 +92,10 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
         return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     if device.type == "cpu" and not (dtype == torch.bfloat16 and cpu_has_native_bf16()):
-        raise ValueError(f"precision {precision} is not supported natively on this CPU; use fp32 or auto")
+        raise ValueError(
+            f"precision {precision} is not supported natively on this CPU (it would be emulated, slower than"
+            " fp32); use fp32 or auto"
+        )
     if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
         raise ValueError("precision bf16 is not supported on this GPU; use fp16 or auto")
     return dtype
