@@ -17,8 +17,8 @@ from srgan.models import PRETRAINED, PretrainedWeights
 
 skdata = pytest.importorskip("skimage.data")
 
-RESULT_KEYS = {"dataset", "model", "scale", "psnr_y", "ssim_y", "texture", "grid", "images", "seconds"}
-IMAGE_KEYS = {"dataset", "model", "image", "psnr_y", "ssim_y", "texture", "grid", "seconds"}
+RESULT_KEYS = {"dataset", "model", "scale", "psnr_y", "ssim_y", "texture", "grid", "edge", "flat", "images", "seconds"}
+IMAGE_KEYS = {"dataset", "model", "image", "psnr_y", "ssim_y", "texture", "grid", "edge", "flat", "seconds"}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,8 @@ def test_json_model_and_bicubic_per_image_rgb(capsys, tiny, weights):
     assert {(r["model"], r["image"]) for r in out["per_image"]} == {
         (m, i) for m in ("bicubic", "tiny_x4") for i in ("astronaut", "cat")}
     for r in out["per_image"]:
-        assert set(r) == IMAGE_KEYS | {"psnr_rgb"}
+        # edge and flat are left out of an image without straight edges / flat areas
+        assert IMAGE_KEYS - {"edge", "flat"} | {"psnr_rgb"} <= set(r) <= IMAGE_KEYS | {"psnr_rgb"}
         assert np.isfinite(r["psnr_y"]) and -1 <= r["ssim_y"] <= 1
 
 
@@ -80,7 +81,7 @@ def test_table_output_and_saved_images(capsys, tiny, weights, tmp_path):
     out = capsys.readouterr().out
     assert rc == 0
     header = out.splitlines()[0].split()
-    assert header == ["dataset", "model", "PSNR-Y", "SSIM-Y", "texture", "grid", "images", "seconds"]
+    assert header == ["dataset", "model", "PSNR-Y", "SSIM-Y", "texture", "grid", "edge", "flat", "images", "seconds"]
     assert "Tiny" in out and "tiny_x4" in out
     saved = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png"))
     assert saved == ["Tiny/bicubic/astronaut.png", "Tiny/bicubic/cat.png", "Tiny/tiny_x4/astronaut.png",

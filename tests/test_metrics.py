@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from PIL import Image
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -153,9 +154,10 @@ def test_score_image_and_bicubic_shapes(astronaut):
     sr = bicubic_upscale(lr, 4)
     assert lr.shape == (32, 31, 3) and sr.shape == hr.shape == (128, 124, 3)
     scores = score_image(sr, hr, 4, rgb=True)
-    assert set(scores) == {"psnr_y", "ssim_y", "texture", "grid", "psnr_rgb"}
+    assert set(scores) == {"psnr_y", "ssim_y", "texture", "grid", "edge", "flat", "psnr_rgb"}
     same = score_image(hr, hr, 4)
-    assert same == {"psnr_y": math.inf, "ssim_y": pytest.approx(1.0), "texture": 1.0, "grid": same["grid"]}
+    assert same == {"psnr_y": math.inf, "ssim_y": pytest.approx(1.0), "texture": 1.0, "grid": same["grid"],
+                    "edge": 0.0, "flat": 0.0}
     with pytest.raises(ValueError, match="does not match"):
         score_image(sr[:-4], hr, 4)
     assert min_image_size(4) == 19
@@ -214,3 +216,34 @@ def test_grid_level_sees_a_fixed_subpixel_pattern_that_photos_lack():
     # the upsampling grid: every sub-pixel phase sees every offset, so there is no fixed grid.
     drifting = np.block([[np.roll(tile, (r, c), axis=(0, 1)) for c in range(64)] for r in range(64)])
     assert grid_level(np.clip(photo + drifting[..., None], 0, 255).astype(np.uint8), 4) < 0.5
+
+
+def _slanted_edge(size: int = 128) -> np.ndarray:
+    """A grey image with one straight, antialiased edge at 17 degrees: a roof line, a window frame."""
+    yy, xx = np.mgrid[0 : 2 * size, 0 : 2 * size]
+    sharp = Image.fromarray(np.where(yy > 0.3 * xx + 80, 200, 60).astype(np.uint8))
+    return np.repeat(np.asarray(sharp.resize((size, size), Image.BICUBIC))[..., None], 3, axis=2)
+
+
+def test_edge_error_finds_staircased_straight_edges():
+    from srgan.metrics import edge_error
+
+    hr = _slanted_edge()
+    lr = Image.fromarray(hr).resize((32, 32), Image.BICUBIC)
+    smooth = np.asarray(lr.resize((128, 128), Image.BICUBIC))
+    stairs = np.asarray(lr.resize((128, 128), Image.NEAREST))  # 4 px steps along the edge
+    assert edge_error(hr, hr, 4) == 0.0
+    assert edge_error(stairs, hr, 4) > 1.3 * edge_error(smooth, hr, 4) > 0
+    assert edge_error(np.full_like(hr, 90), np.full_like(hr, 90), 4) is None  # no edge, no score
+
+
+def test_flat_texture_finds_detail_painted_on_plain_areas():
+    from srgan.metrics import flat_texture
+
+    hr = _slanted_edge()
+    painted = np.clip(hr + np.random.default_rng(0).normal(0, 3, hr.shape), 0, 255).astype(np.uint8)
+    assert flat_texture(hr, hr, 4) == 0.0
+    assert flat_texture(painted, hr, 4) > 1.0  # RGB noise of 3 levels is 1.7 in Y, most of it fine detail
+    assert flat_texture(np.full_like(hr, 130), hr, 4) < 0  # smoother than HR's antialiased edge surround
+    busy = np.random.default_rng(1).integers(0, 256, hr.shape, dtype=np.uint8)
+    assert flat_texture(busy, busy, 4) is None  # no flat area

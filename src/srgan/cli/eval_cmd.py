@@ -101,7 +101,7 @@ def format_table(rows: list[dict[str, object]], columns: list[tuple[str, str, st
 
 COLUMNS = [("dataset", "dataset", ""), ("model", "model", ""), ("psnr_y", "PSNR-Y", ".2f"), ("ssim_y", "SSIM-Y", ".4f"),
            ("lpips", "LPIPS", ".4f"), ("niqe", "NIQE", ".2f"), ("texture", "texture", ".2f"), ("grid", "grid", ".2f"),
-           ("psnr_rgb", "PSNR-RGB", ".2f")]
+           ("edge", "edge", ".1f"), ("flat", "flat", ".2f"), ("psnr_rgb", "PSNR-RGB", ".2f")]
 
 
 def check_mode(args: argparse.Namespace) -> None:

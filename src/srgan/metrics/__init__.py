@@ -4,10 +4,13 @@
 and weight files (srgan.metrics.weights), the protocol functions only numpy.
 """
 
-from .protocol import grid_level, psnr, psnr_rgb, psnr_y, rgb_to_y, shave, ssim, ssim_y, texture_ratio, to_unit_float
+from .protocol import (
+    edge_error, flat_texture, grid_level, psnr, psnr_rgb, psnr_y, rgb_to_y, shave, ssim, ssim_y, texture_ratio,
+    to_unit_float,
+)
 
-__all__ = ["grid_level", "lpips", "niqe", "psnr", "psnr_rgb", "psnr_y", "rgb_to_y", "shave", "ssim", "ssim_y",
-           "texture_ratio", "to_unit_float"]
+__all__ = ["edge_error", "flat_texture", "grid_level", "lpips", "niqe", "psnr", "psnr_rgb", "psnr_y", "rgb_to_y",
+           "shave", "ssim", "ssim_y", "texture_ratio", "to_unit_float"]
 
 
 def __getattr__(name: str):

@@ -25,7 +25,9 @@ import numpy as np
 
 from ..data.dataset import decode_rgb, find_images, index_by_stem
 from ..data.degradation import bicubic_downscale, bicubic_resize, modcrop
-from .protocol import SSIM_WINDOW, grid_level, psnr_rgb, psnr_y, rgb_to_y, shave, ssim_y, texture_ratio
+from .protocol import (
+    SSIM_WINDOW, edge_error, flat_texture, grid_level, psnr_rgb, psnr_y, rgb_to_y, shave, ssim_y, texture_ratio,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +64,14 @@ def score_image(sr: np.ndarray, hr: np.ndarray, scale: int, rgb: bool = False) -
     """Protocol scores of one SR output against its (modcropped) HR image, both (H, W, 3) uint8.
 
     Returns {"psnr_y": dB, "ssim_y": [-1, 1], "texture": ratio (1 = as detailed as HR),
-    "grid": fixed sub-pixel pattern in grey levels (photo-like ~0.1-0.3)} plus "psnr_rgb" (dB) when `rgb`.
+    "grid": fixed sub-pixel pattern in grey levels (photo-like ~0.1-0.3), "edge": orientation error
+    on HR's straight edges in degrees, "flat": detail added on HR's flat areas in grey levels (both
+    None where HR has no such pixels)} plus "psnr_rgb" (dB) when `rgb`.
     """
     if sr.shape != hr.shape:
         raise ValueError(f"SR output {sr.shape} does not match the HR image {hr.shape}")
     scores = {"psnr_y": psnr_y(sr, hr, scale), "ssim_y": ssim_y(sr, hr, scale), "texture": texture_ratio(sr, hr, scale),
-              "grid": grid_level(sr, scale)}
+              "grid": grid_level(sr, scale), "edge": edge_error(sr, hr, scale), "flat": flat_texture(sr, hr, scale)}
     if rgb:
         scores["psnr_rgb"] = psnr_rgb(sr, hr, scale)
     return scores
@@ -85,6 +89,8 @@ class ImageResult:
     seconds: float
     texture: float | None = None
     grid: float | None = None
+    edge: float | None = None
+    flat: float | None = None
     psnr_rgb: float | None = None
     lpips: float | None = None
     niqe: float | None = None
@@ -107,6 +113,8 @@ class DatasetResult:
     seconds: float
     texture: float | None = None
     grid: float | None = None
+    edge: float | None = None
+    flat: float | None = None
     psnr_rgb: float | None = None
     lpips: float | None = None
     niqe: float | None = None
@@ -117,7 +125,8 @@ class DatasetResult:
 
 
 def _rounded(d: dict[str, object]) -> dict[str, object]:
-    digits = {"psnr_y": 4, "psnr_rgb": 4, "ssim_y": 6, "lpips": 6, "niqe": 4, "seconds": 4, "texture": 4, "grid": 4}
+    digits = {"psnr_y": 4, "psnr_rgb": 4, "ssim_y": 6, "lpips": 6, "niqe": 4, "seconds": 4, "texture": 4, "grid": 4,
+              "edge": 4, "flat": 4}
     return {k: round(v, digits[k]) if k in digits and isinstance(v, float) else v for k, v in d.items()}
 
 
@@ -130,6 +139,11 @@ def summarize(rows: Sequence[ImageResult], scale: int) -> list[DatasetResult]:
     def mean(values: list[float | None]) -> float | None:
         return None if any(v is None for v in values) else float(np.mean(values))
 
+    def mean_present(values: list[float | None]) -> float | None:
+        """edge and flat: images without straight edges or flat areas (None) do not count."""
+        present = [v for v in values if v is not None]
+        return float(np.mean(present)) if present else None
+
     return [
         DatasetResult(
             dataset=dataset, model=model, scale=scale,
@@ -139,6 +153,8 @@ def summarize(rows: Sequence[ImageResult], scale: int) -> list[DatasetResult]:
             seconds=float(sum(r.seconds for r in group)),
             texture=mean([r.texture for r in group]),
             grid=mean([r.grid for r in group]),
+            edge=mean_present([r.edge for r in group]),
+            flat=mean_present([r.flat for r in group]),
             psnr_rgb=mean([r.psnr_rgb for r in group]),
             lpips=mean([r.lpips for r in group]),
             niqe=mean([r.niqe for r in group]),
