@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from srgan.metrics.evaluate import load_image, load_upscaler, model_label
-from srgan.models.io import atomic_write
+from srgan.evaluation.benchmark import load_image, load_upscaler, model_label
+from srgan.files import atomic_write
 
 LABEL = 14  # px of caption under each crop
 GAP = 4

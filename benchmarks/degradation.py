@@ -31,7 +31,8 @@ def crops(batch: int, size: int, images: Path | None, seed: int = 0) -> torch.Te
     from skimage import data
 
     if images:
-        from srgan.data.dataset import decode_rgb, find_images
+        from srgan.data.pairs import decode_rgb
+        from srgan.images import find_images
 
         pictures = [decode_rgb(p) for p in find_images([images])]
     else:

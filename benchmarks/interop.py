@@ -25,7 +25,7 @@ import torch
 
 import srgan
 from srgan.inference.engine import upscale_array
-from srgan.inference.image_io import read_image
+from srgan.images import read_image
 from srgan.inference.onnx_backend import export_onnx
 from srgan.metrics import psnr
 from srgan.models import WeightsError

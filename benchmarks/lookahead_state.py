@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from srgan.models import WeightsError, load_generator
-from srgan.models.io import atomic_write
+from srgan.files import atomic_write
 from srgan.training.checkpoint import expand_state, save_checkpoint
 
 GROUPS = ("head", "body", "body_tail", "upsample", "tail")

@@ -21,11 +21,11 @@ import sys
 from pathlib import Path
 
 from srgan.device import select_device
-from srgan.metrics.evaluate import (
+from srgan.evaluation.benchmark import (
     BICUBIC, DatasetResult, EvalInputError, Report, WeightsNotFoundError, dataset_name, image_selector, load_perceptual,
     load_upscaler, model_label, run_benchmark,
 )
-from srgan.metrics.figure import comparison_figure
+from srgan.evaluation.figure import comparison_figure
 from srgan.models import WeightsError
 
 log = logging.getLogger("benchmarks.results")
@@ -159,7 +159,7 @@ def detail_figure(results: list[DatasetResult], curve: list[DatasetResult], data
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from srgan.models.io import atomic_write
+    from srgan.files import atomic_write
 
     fig = Figure(figsize=(4.2 * len(datasets), 3.6), layout="constrained")
     FigureCanvasAgg(fig)

@@ -8,6 +8,7 @@ import pytest
 
 import srgan.data.download as dl
 from srgan.cli.main import main
+from srgan.files import DownloadError, download
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 
@@ -45,16 +46,26 @@ def server():
 def test_resumes_a_partial_download_and_verifies_it(server, tmp_path):
     dest = tmp_path / "file.bin"
     (tmp_path / "file.bin.part").write_bytes(PAYLOAD[:300_000])
-    dl.download(f"{server}/file.bin", dest, hashlib.sha256(PAYLOAD).hexdigest())
+    download(f"{server}/file.bin", dest, hashlib.sha256(PAYLOAD).hexdigest())
     assert dest.read_bytes() == PAYLOAD
     assert RangeHandler.ranges == ["bytes=300000-"]
     assert not (tmp_path / "file.bin.part").exists()
 
 
 def test_checksum_mismatch_deletes_the_file(server, tmp_path):
-    with pytest.raises(dl.DownloadError, match="checksum mismatch"):
-        dl.download(f"{server}/file.bin", tmp_path / "f", "0" * 64)
+    with pytest.raises(DownloadError, match="checksum mismatch"):
+        download(f"{server}/file.bin", tmp_path / "f", "0" * 64)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_published_hash_prefix_is_checked_too(server, tmp_path):
+    """torchvision publishes the first 8 hex digits of a file's SHA-256 in its name."""
+    digest = hashlib.sha256(PAYLOAD).hexdigest()
+    assert download(f"{server}/file.bin", tmp_path / "f", digest[:8]).read_bytes() == PAYLOAD
+    with pytest.raises(DownloadError, match="checksum mismatch"):
+        download(f"{server}/file.bin", tmp_path / "g", "0" * 8)
+    with pytest.raises(ValueError, match="at least 8 hex digits"):
+        download(f"{server}/file.bin", tmp_path / "h", "")
 
 
 def test_cli_downloads_a_registered_set(server, tmp_path, monkeypatch, capsys):

@@ -12,8 +12,8 @@ from PIL import Image
 from srgan.cli.main import main
 from srgan.data.degradation import bicubic_downscale, modcrop
 from srgan.metrics import psnr_y, ssim_y
-from srgan.metrics.evaluate import bicubic_upscale
-from srgan.models import PRETRAINED, PretrainedWeights
+from srgan.evaluation.benchmark import bicubic_upscale
+from srgan.registry import MODELS, ModelEntry
 
 skdata = pytest.importorskip("skimage.data")
 
@@ -123,11 +123,16 @@ def test_bad_inputs_fail_with_one_clear_line(capsys, tiny, weights, tmp_path, ar
     assert len(lines) == 1 and lines[0].startswith("srgan eval: error:") and needle in lines[0]
 
 
+def _absent(name: str) -> ModelEntry:
+    """A bundled entry whose file is not in the package."""
+    return ModelEntry(name, "absent.safetensors", 4, "SRResNet", "MIT", "x")
+
+
 def test_pretrained_name_without_weights_is_named(capsys, tiny, monkeypatch):
-    monkeypatch.setitem(PRETRAINED, "srresnet_x4", PretrainedWeights("srresnet_x4", "absent.safetensors", "x"))
+    monkeypatch.setitem(MODELS, "srresnet_x4", _absent("srresnet_x4"))
     assert main(["eval", "-m", "srresnet_x4", "-d", str(tiny), "-q"]) == 1
     err = capsys.readouterr().err
-    assert "srresnet_x4" in err and "weights not found" in err
+    assert "srresnet_x4" in err and "absent.safetensors is missing" in err
 
 
 def test_unreadable_image_is_skipped_and_reported(capsys, tiny, tmp_path):
@@ -156,7 +161,7 @@ def test_results_report_script(tiny, tmp_path, monkeypatch):
     """benchmarks/results.py writes the Table-2 style markdown, a figure, and the README section."""
     pytest.importorskip("matplotlib")
     results = load_results_script()
-    monkeypatch.setitem(PRETRAINED, "srgan_x4", PretrainedWeights("srgan_x4", "absent.safetensors", "x"))
+    monkeypatch.setitem(MODELS, "srgan_x4", _absent("srgan_x4"))
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- results:begin -->\nold\n<!-- results:end -->\nend\n")
     out = tmp_path / "docs" / "results.md"
@@ -195,3 +200,27 @@ def test_results_script_real_world_section(tiny, weights, tmp_path):
     assert "![realworld_x4](figures/realworld_x4.png)" in text
     assert (tmp_path / "docs" / "figures" / "realworld_x4.png").is_file()
     assert results.main(["--data", str(tiny), "--degraded", str(tiny), "--out", str(out)]) == 2  # no ":LR_DIR"
+
+
+def test_sr_dir_scores_16_bit_outputs_as_they_are_and_writes_strict_json(capsys, tmp_path):
+    """`srgan upscale` writes 16-bit PNGs from 16-bit inputs; --sr-dir must score those bits, not an
+    8-bit truncation, and print JSON that strict parsers accept (identical images: no Infinity)."""
+    from srgan.images import Picture, write_image
+    from srgan.metrics import psnr_y
+
+    rng = np.random.default_rng(0)
+    hr = (rng.integers(0, 250, (64, 64, 3)) * 257).astype(np.uint16)
+    sr = hr + rng.integers(0, 200, hr.shape).astype(np.uint16)  # below one 8-bit step
+    for folder, img in (("hr", hr), ("sr", sr), ("same", hr)):
+        write_image(Picture(img), tmp_path / folder / "a.png")
+
+    def scores(folder: str) -> dict:
+        assert main(["eval", "--sr-dir", str(tmp_path / folder), "--hr-dir", str(tmp_path / "hr"), "--json", "-q",
+                     "--no-lpips", "--no-niqe"]) == 0
+        return json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"non-strict JSON: {c}"))
+
+    row = scores("sr")["results"][0]
+    assert row["psnr_y"] == pytest.approx(psnr_y(sr, hr, 4), abs=1e-3) and row["psnr_y"] < 80
+    same = scores("same")
+    assert same["results"][0]["psnr_y"] is None
+    assert same["notes"] == ["psnr_y is null where it is inf (identical images have an infinite PSNR)"]

@@ -7,7 +7,7 @@ from PIL import Image, ImageCms
 
 import srgan
 from srgan.inference.api import upscale_picture
-from srgan.inference.image_io import ImageError, decode_image, encode_image, read_image, write_image
+from srgan.images import ImageError, decode_image, encode_image, read_image, write_image
 
 
 @pytest.fixture(scope="module")

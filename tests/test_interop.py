@@ -273,7 +273,8 @@ def test_upscale_backend_onnxruntime_and_its_errors(tiny_weights, tmp_path, phot
 
 
 def test_fp16_export_is_kept_only_when_it_verifies(files, tmp_path):
-    from srgan.inference.onnx_backend import CHECK_PSNR_DB, export_onnx
+    from srgan.inference.export import CHECK_PSNR_DB
+    from srgan.inference.onnx_backend import export_onnx
 
     target = tmp_path / "half.onnx"
     try:

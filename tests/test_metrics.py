@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from srgan.data.degradation import bicubic_downscale, modcrop
 from srgan.metrics import psnr, psnr_rgb, psnr_y, rgb_to_y, shave, ssim, ssim_y, to_unit_float
-from srgan.metrics.evaluate import (
+from srgan.evaluation.benchmark import (
     ImageResult, bicubic_upscale, min_image_size, pick_crop, score_image, summarize,
 )
 
@@ -189,7 +189,6 @@ def test_pick_crop_finds_the_worst_window_inside_the_border():
 
 
 def test_texture_ratio_is_one_for_hr_and_lower_for_blur():
-    import numpy as np
     from skimage import data
 
     from srgan.data.degradation import bicubic_downscale, bicubic_resize

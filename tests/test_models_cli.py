@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 
 import test_download
 from srgan.cli.main import main
-from srgan.models.catalogue import CATALOGUE, CatalogueEntry
+from srgan.registry import MODELS, ModelEntry, downloadable
 from test_download import server  # noqa: F401  (the local Range-capable HTTP server fixture)
 
 
@@ -24,15 +24,15 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
-def _entry(url: str, sha256: str) -> CatalogueEntry:
-    return CatalogueEntry("tiny_test", "tiny_test.safetensors", url, sha256, 1, 4, "SRResNet", "MIT",
-                          "a test model", "computed by the test")
+def _entry(url: str, sha256: str) -> ModelEntry:
+    return ModelEntry("tiny_test", "tiny_test.safetensors", 4, "SRResNet", "MIT", "a test model", url, sha256, 1,
+                      "computed by the test")
 
 
 def test_catalogue_entries_are_complete_and_say_where_each_hash_comes_from():
     assert {"realesrgan_x4plus", "realesrgan_x2plus", "realesr_general_x4v3", "realesr_animevideov3",
-            "esrgan_x4"} <= set(CATALOGUE)
-    for e in CATALOGUE.values():
+            "esrgan_x4"} <= set(downloadable())
+    for e in (MODELS[n] for n in downloadable()):
         assert re.fullmatch(r"[0-9a-f]{64}", e.sha256) and e.url.startswith("https://")
         assert e.licence and e.hash_source and 1 <= e.scale <= 8 and e.size > 0
 
@@ -43,14 +43,14 @@ def test_models_lists_bundled_and_downloadable(capsys, cache):
     assert "srgan_x4" in out and "bundled" in out and "realesrgan_x4plus" in out and "BSD-3-Clause" in out
     assert str(cache) in out
     assert main(["models", "list", "-v"]) == 0
-    assert CATALOGUE["realesr_general_x4v3"].sha256 in capsys.readouterr().out
+    assert MODELS["realesr_general_x4v3"].sha256 in capsys.readouterr().out
 
 
 def test_download_then_dash_m_name_resolves_to_the_cache(server, cache, tiny_weights, tmp_path, photo,  # noqa: F811
                                                          monkeypatch, capsys):
     data = tiny_weights.read_bytes()
     monkeypatch.setattr(test_download, "PAYLOAD", data)
-    monkeypatch.setitem(CATALOGUE, "tiny_test", _entry(f"{server}/file.bin", hashlib.sha256(data).hexdigest()))
+    monkeypatch.setitem(MODELS, "tiny_test", _entry(f"{server}/file.bin", hashlib.sha256(data).hexdigest()))
     Image.fromarray(photo[:8, :8]).save(tmp_path / "x.png")
     assert main(["upscale", str(tmp_path / "x.png"), "-o", str(tmp_path / "a.png"), "-m", "tiny_test"]) == 2
     err = capsys.readouterr().err.strip()
@@ -65,11 +65,11 @@ def test_download_then_dash_m_name_resolves_to_the_cache(server, cache, tiny_wei
 
 def test_bad_hash_and_offline_downloads_leave_nothing_and_say_how_to_place_the_file(server, cache, monkeypatch,  # noqa: F811
                                                                                    capsys):
-    monkeypatch.setitem(CATALOGUE, "tiny_test", _entry(f"{server}/file.bin", "0" * 64))
+    monkeypatch.setitem(MODELS, "tiny_test", _entry(f"{server}/file.bin", "0" * 64))
     assert main(["models", "download", "tiny_test"]) == 1
     assert "checksum mismatch" in capsys.readouterr().err
     assert not cache.exists() or not list(cache.iterdir())
-    monkeypatch.setitem(CATALOGUE, "tiny_test", _entry("http://127.0.0.1:9/tiny.safetensors", "0" * 64))
+    monkeypatch.setitem(MODELS, "tiny_test", _entry("http://127.0.0.1:9/tiny.safetensors", "0" * 64))
     assert main(["models", "download", "tiny_test"]) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "http://127.0.0.1:9/tiny.safetensors" in err
@@ -107,4 +107,4 @@ def test_serve_and_eval_accept_catalogue_names(cache, capsys, tmp_path):
     (tmp_path / "Tiny").mkdir()
     assert main(["eval", "--model", "realesr_general_x4v3", "--data", str(tmp_path / "Tiny"), "-q"]) == 1
     err = capsys.readouterr().err
-    assert "srgan models download realesr_general_x4v3" in err and CATALOGUE["realesr_general_x4v3"].url in err
+    assert "srgan models download realesr_general_x4v3" in err and MODELS["realesr_general_x4v3"].url in err

@@ -211,7 +211,8 @@ def test_keep_freed_memory_serves_large_blocks_again_without_page_faults():
 
     code = """
 import ctypes, resource, torch
-from srgan.device import keep_freed_memory
+import srgan.inference  # the package loaded, as in train(): in a bare interpreter the brk heap
+from srgan.device import keep_freed_memory  # may have no room to grow and the block is mapped anyway
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p
 def on_main_arena():  # a small block of this thread's arena inside the brk heap, whatever the setting

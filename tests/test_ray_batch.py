@@ -87,7 +87,7 @@ def test_unreachable_cluster_is_a_one_line_usage_error(batch_dir, tiny_weights, 
 
 def test_ray_equals_cli_names_failures_and_resumes(local_ray, folder, tiny_weights, cli_outputs, tmp_path, capsys):
     out = tmp_path / "ray"
-    assert upscale(folder, out, tiny_weights, "--ray", "--workers", 2) == 1
+    assert upscale(folder, out, tiny_weights, "--ray", "--actors", 2) == 1
     assert outputs(out) == cli_outputs  # same names, formats and bytes
     assert sorted(cli_outputs) == ["grey_x4.webp", "p0_x4.png", "p1_x4.png", "p2_x4.png", "p3_x4.png",
                                    "q_x4.jpg", "rgba_x4.png"]
@@ -100,7 +100,7 @@ def test_ray_equals_cli_names_failures_and_resumes(local_ray, folder, tiny_weigh
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    assert upscale(folder, out, tiny_weights, "--ray", "--workers", 2, "--skip-existing") == 1
+    assert upscale(folder, out, tiny_weights, "--ray", "--actors", 2, "--skip-existing") == 1
     again = manifest(out)
     assert again["written"] == [] and len(again["skipped"]) == 7 and len(again["failed"]) == 2
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "srgan-manifest.json"} == \
@@ -113,7 +113,7 @@ def test_killed_actor_loses_nothing_and_writes_nothing_twice(local_ray, folder, 
     arm.write_text("")  # the first actor to finish an output dies right after renaming it into place
     monkeypatch.setenv(KILL_HOOK_ENV, str(arm))
     out = tmp_path / "ray"
-    assert upscale(folder, out, tiny_weights, "--ray", "--workers", 2) == 1
+    assert upscale(folder, out, tiny_weights, "--ray", "--actors", 2) == 1
     victim = json.loads((tmp_path / "arm.victim").read_text())
     assert not arm.exists()  # the hook fired
     assert os.stat(victim["output"]).st_ino == victim["inode"]  # the retry did not write it again
@@ -129,7 +129,7 @@ def test_input_that_kills_every_worker_is_reported_and_the_rest_done(local_ray, 
     arm.write_text("p2.png")  # every attempt at p2.png kills its actor
     monkeypatch.setenv(KILL_HOOK_ENV, str(arm))
     out = tmp_path / "ray"
-    assert upscale(folder, out, tiny_weights, "--ray", "--workers", 2) == 1
+    assert upscale(folder, out, tiny_weights, "--ray", "--actors", 2) == 1
     assert outputs(out) == {k: v for k, v in cli_outputs.items() if k != "p2_x4.png"}
     assert "p2.png: its Ray worker died on each of 4 attempts" in capsys.readouterr().err
     assert len(manifest(out)["failed"]) == 3
@@ -159,7 +159,7 @@ def test_interrupted_run_lists_every_output_it_wrote_and_resumes(tmp_path, photo
     for i in range(8):
         Image.fromarray(photo[i:i + 80, :80]).save(src / f"{i}.png")  # ~1 s each with srresnet_x4
     cmd = [sys.executable, "-m", "srgan", "upscale", str(src), "-o", str(out), "-m", "srresnet_x4", "-q",
-           "--ray", "--workers", "2"]
+           "--ray", "--actors", "2"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, start_new_session=True)  # as a shell job
     deadline = time.time() + 240
     while time.time() < deadline and not (out.exists() and list(out.glob("*_x4.png"))):

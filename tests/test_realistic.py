@@ -316,7 +316,7 @@ def test_degrade_cli_uses_the_config_table(images, tmp_path):
     mild = np.asarray(Image.open(tmp_path / "o" / "coffee.png")).astype(float)
     assert main(["data", "degrade", str(images / "coffee.jpg"), "-o", str(tmp_path / "d")]) == 0
     strong = np.asarray(Image.open(tmp_path / "d" / "coffee.png")).astype(float)
-    from srgan.data.dataset import decode_rgb
+    from srgan.data.pairs import decode_rgb
     from srgan.data.degradation import bicubic_downscale
 
     bicubic = bicubic_downscale(decode_rgb(images / "coffee.jpg"), 4).astype(float)

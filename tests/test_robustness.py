@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from srgan.cli.main import main
-from srgan.inference.image_io import ImageError, decode_image
+from srgan.images import ImageError, decode_image
 from srgan.training.checkpoint import LATEST, load_latest, save_checkpoint
 
 
@@ -94,7 +94,7 @@ def test_disk_full_while_checkpointing_keeps_the_previous_one(tmp_path, monkeypa
 
 
 def test_failed_output_write_leaves_no_file(tmp_path, tiny_weights, monkeypatch, capsys):
-    import srgan.inference.image_io as image_io
+    import srgan.images as image_io
 
     src = tmp_path / "a.png"
     src.write_bytes(SEED_PNG)

@@ -335,11 +335,13 @@ def test_settings_validation(tiny_weights):
 
 def test_cli_parses_and_refuses_bad_options(capsys, tiny_weights):
     args = build_parser().parse_args(["serve", "--port", "8123", "--max-upload-mb", "5", "--max-pixels", "1000",
-                                      "--workers", "2", "--queue", "3", "--device", "cpu", "--fp32",
+                                      "--jobs", "2", "--queue", "3", "--device", "cpu", "--fp32",
                                       "-m", str(tiny_weights)])
-    assert (args.host, args.port, args.workers, args.queue, args.fp32) == ("127.0.0.1", 8123, 2, 3, True)
-    assert main(["serve", "--workers", "0"]) == 2
-    assert "--workers must be an integer >= 1" in capsys.readouterr().err
+    assert (args.host, args.port, args.workers, args.queue, args.precision) == ("127.0.0.1", 8123, 2, 3, "fp32")
+    assert main(["serve", "--jobs", "0"]) == 2
+    assert "--jobs must be an integer >= 1" in capsys.readouterr().err
+    assert main(["serve", "--workers", "0"]) == 2  # the old name still parses
+    assert "--jobs must be an integer >= 1" in capsys.readouterr().err
     assert main(["serve", "-m", "no/such/file.safetensors"]) == 2
     assert "no/such/file.safetensors" in capsys.readouterr().err
     assert main(["serve", "--max-upload-mb", "0"]) == 2

@@ -57,7 +57,7 @@ def test_page_upscales_a_dropped_photo_4x(photo, tmp_path):
     src = tmp_path / "astronaut.png"
     Image.fromarray(photo).save(src)
     height, width = photo.shape[:2]
-    with running_server(["--device", "cpu", "--workers", "1"], tmp_path / "server.log") as (base, _proc), \
+    with running_server(["--device", "cpu", "--jobs", "1"], tmp_path / "server.log") as (base, _proc), \
             sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         try:

@@ -192,7 +192,7 @@ def test_cli_limit_and_shutdown_flags(capsys):
 def server(tiny_weights, tmp_path_factory):
     """A real server: 1 worker + 1 queue slot, uploads under 64 KiB/s cut after 2 s, heads after 1.5 s."""
     spool_parent = tmp_path_factory.mktemp("spool")
-    args = ["-m", str(tiny_weights), "--workers", "1", "--queue", "1", "--device", "cpu", "--fp32",
+    args = ["-m", str(tiny_weights), "--jobs", "1", "--queue", "1", "--device", "cpu", "--fp32",
             "--min-upload-rate", "64", "--header-timeout", "1.5", "--max-upload-mb", "4"]
     log = tmp_path_factory.mktemp("log") / "server.log"
     with running_server(args, log, env={"TMPDIR": str(spool_parent)}) as (base, proc):

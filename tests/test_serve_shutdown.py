@@ -105,7 +105,7 @@ def test_in_process_shutdown_refuses_new_jobs_and_answers_503_at_the_deadline(ti
 
 def test_sigterm_finishes_jobs_in_time_503s_the_rest_removes_the_spool_and_exits_0(tiny_weights, slow_weights,
                                                                                      tmp_path):
-    args = ["-m", str(tiny_weights), "-m", str(slow_weights), "--workers", "1", "--queue", "2", "--device", "cpu",
+    args = ["-m", str(tiny_weights), "-m", str(slow_weights), "--jobs", "1", "--queue", "2", "--device", "cpu",
             "--fp32", "--shutdown-timeout", str(DEADLINE_S)]
     with running_server(args, tmp_path / "server.log", env={"TMPDIR": str(tmp_path)}) as (base, proc):
         (spool,) = tmp_path.glob("srgan-serve-*")

@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from srgan.models import (
-    PRETRAINED, Generator, GeneratorConfig, WeightsError, canonicalize_state_dict, load_generator,
+    Generator, GeneratorConfig, WeightsError, canonicalize_state_dict, load_generator,
     read_metadata, save_generator,
 )
 from srgan.inference import load_model
+from srgan.registry import MODELS, bundled
 
 
 def test_safetensors_round_trip_keeps_config_weights_and_recipe(tmp_path):
@@ -89,12 +90,12 @@ def test_invalid_metadata_is_rejected(tmp_path):
         load_generator(tmp_path / "m.safetensors")
 
 
-@pytest.mark.parametrize("name", sorted(PRETRAINED))
+@pytest.mark.parametrize("name", bundled())
 def test_bundled_weights_load_by_name(name):
     model = load_model(name, device="cpu")
     assert model.scale == 4 and model.module.config == GeneratorConfig() and model.arch == "SRResNet"
-    assert PRETRAINED[name].path.stat().st_size < 8 * 2**20
-    meta = read_metadata(PRETRAINED[name].path)
+    assert MODELS[name].path.stat().st_size < 8 * 2**20
+    meta = read_metadata(MODELS[name].path)
     assert json.loads(meta["srgan.recipe"])["phase"] in ("srresnet", "srgan")
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from .options import error
 
 HELP = "prepare an on-disk training cache, download standard data sets, or show a degradation"
 
@@ -72,7 +73,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     try:
         count = prepare(args.folders, args.output, args.scale, args.crop, args.step)
     except (OSError, ValueError) as exc:
-        print(f"srgan data prepare: error: {exc}", file=sys.stderr)
+        error("data prepare", exc)
         return 2 if isinstance(exc, FileNotFoundError) else 1
     print(f"wrote {count} sub-images to {args.output}")
     return 0
@@ -85,7 +86,7 @@ def run_download(args: argparse.Namespace) -> int:
         try:
             folder = fetch_dataset(name, args.root)
         except DownloadError as exc:
-            print(f"srgan data download: error: {exc}", file=sys.stderr)
+            error("data download", exc)
             return 1
         print(f"{name}: {folder}")
     return 0
@@ -96,15 +97,16 @@ def run_degrade(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from ..data.dataset import IMAGE_SUFFIXES, decode_rgb, find_images
     from ..data.degradation import bicubic_downscale, modcrop
+    from ..data.pairs import decode_rgb
     from ..data.realistic import DegradationConfig, degrade_image, image_key
-    from ..metrics.evaluate import save_image
-    from ..models.io import atomic_write
+    from ..evaluation.benchmark import save_image
+    from ..files import atomic_write
+    from ..images import IMAGE_SUFFIXES, find_images
     from .train_cmd import read_config_file
 
-    def error(message: str) -> int:
-        print(f"srgan data degrade: error: {message}", file=sys.stderr)
+    def usage(message: str) -> int:
+        error("data degrade", message)
         return 2
 
     options: dict = {}
@@ -114,13 +116,13 @@ def run_degrade(args: argparse.Namespace) -> int:
         cfg = DegradationConfig.from_dict(options.get("realesrgan", {}))
     except (OSError, ValueError, TypeError) as exc:
         where = f"{args.config}: [realesrgan] " if args.config and not isinstance(exc, OSError) else ""
-        return error(f"{where}{exc}")
+        return usage(f"{where}{exc}")
     seed = args.seed if args.seed is not None else options.get("seed", 0)
     scale = args.scale or options.get("scale", 4)
     if scale not in (2, 4, 8) or not isinstance(seed, int):
-        return error(f"{args.config}: scale must be 2, 4 or 8 and seed an integer")
+        return usage(f"{args.config}: scale must be 2, 4 or 8 and seed an integer")
     if args.crop < scale:
-        return error(f"--crop must be at least the scale ({scale}), got {args.crop}")
+        return usage(f"--crop must be at least the scale ({scale}), got {args.crop}")
 
     files: list[Path] = []
     for item in args.inputs:
@@ -129,14 +131,14 @@ def run_degrade(args: argparse.Namespace) -> int:
         elif item.is_file() and item.suffix.lower() in IMAGE_SUFFIXES:
             files.append(item)
         else:
-            return error(f"{item}: not an image file or folder")
+            return usage(f"{item}: not an image file or folder")
     stems = [f.stem for f in files]
     duplicates = sorted({s for s in stems if stems.count(s) > 1})
     if duplicates:
-        return error(f"several inputs are named {', '.join(duplicates)}: their outputs would overwrite each other")
+        return usage(f"several inputs are named {', '.join(duplicates)}: their outputs would overwrite each other")
     inputs = {f.resolve() for f in files}
     if any((args.output / f"{s}.png").resolve() in inputs for s in stems):
-        return error(f"{args.output}: writing there would overwrite an input image; choose another -o")
+        return usage(f"{args.output}: writing there would overwrite an input image; choose another -o")
 
     failed, report, rows = 0, {}, []
     for path in files:
@@ -145,7 +147,7 @@ def run_degrade(args: argparse.Namespace) -> int:
             if min(hr.shape[:2]) < scale:
                 raise ValueError(f"{hr.shape[1]}x{hr.shape[0]} is smaller than the scale")
         except Exception as exc:  # one bad file must not stop the others
-            print(f"srgan data degrade: error: {path}: unreadable image ({exc})", file=sys.stderr)
+            error("data degrade", f"{path}: unreadable image ({exc})")
             failed += 1
             continue
         sharpen = False if args.no_sharpen else None  # None: as the config says

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .options import add_device_and_precision
+
 HELP = "upscale the bundled sample photo with both bundled models and write a comparison image"
 SAMPLE = "astronaut_lr.png"  # scikit-image's astronaut (NASA, public domain), 512 px reduced to 128 px
 
@@ -16,7 +18,7 @@ SAMPLE = "astronaut_lr.png"  # scikit-image's astronaut (NASA, public domain), 5
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help=HELP, description=HELP + ": nearest | bicubic | srresnet_x4 | srgan_x4.")
     p.add_argument("-o", "--output", default="demo", type=Path, metavar="DIR", help="output folder (default: demo)")
-    p.add_argument("--fp32", action="store_true", help="full precision")
+    add_device_and_precision(p)
     p.set_defaults(func=run)
 
 
@@ -41,17 +43,15 @@ def side_by_side(panels: list[tuple[str, Image.Image]], gap: int = 6) -> Image.I
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..images import Picture, write_image
     from ..inference.api import load_model, upscale
-    from ..inference.image_io import Picture, write_image
 
     with Image.open(str(resources.files("srgan") / "assets" / SAMPLE)) as im:
         lr = im.convert("RGB")
-    precision = "fp32" if args.fp32 else "auto"
-    panels = []
     outputs = {}
     for name in ("srresnet_x4", "srgan_x4"):
-        model = load_model(name)
-        outputs[name] = upscale(lr, model, precision=precision)
+        model = load_model(name, args.device)
+        outputs[name] = upscale(lr, model, precision=args.precision)
     size = outputs["srgan_x4"].size
     panels = [("nearest", lr.resize(size, Image.Resampling.NEAREST)),
               ("bicubic", lr.resize(size, Image.Resampling.BICUBIC))] + list(outputs.items())

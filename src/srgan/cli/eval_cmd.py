@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
+
+from .options import add_device_and_precision, error
 
 HELP = "score models on benchmark folders (Y-PSNR / Y-SSIM, LPIPS, NIQE; border shaved) and draw comparisons"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..models import PRETRAINED
+    from ..registry import bundled
 
     p = sub.add_parser(
         "eval", help=HELP,
@@ -30,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                            "Exit codes: 0 done, 1 some inputs failed, 2 usage error.",
     )
     p.add_argument("-m", "--model", dest="models", nargs="+", metavar="NAME|PATH",
-                   help=f"bicubic, a bundled model ({', '.join(PRETRAINED)}), a downloaded catalogue name "
+                   help=f"bicubic, a bundled model ({', '.join(bundled())}), a downloaded catalogue name "
                         "(srgan models) or a weights file (SRResNet; any spandrel SR model with srgan[interop]; "
                         ".onnx with srgan[onnx]); several allowed")
     p.add_argument("-d", "--data", nargs="+", metavar="DIR", default=[],
@@ -66,15 +69,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="draw zoomed crops HR | bicubic | each model with Y-PSNR (needs matplotlib)")
     p.add_argument("--figure-images", nargs="+", metavar="NAME",
                    help="images for --figure, as NAME or DATASET/NAME (default: the first image of each dataset)")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), default="fp32",
-                   help="model arithmetic (default fp32, for reproducible scores)")
-    p.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N, mps")
+    add_device_and_precision(p, "fp32", ", for reproducible scores")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes; errors only")
     p.set_defaults(func=run)
 
 
 def _error(message: str) -> None:
-    print(f"srgan eval: error: {message}", file=sys.stderr)
+    error("eval", message)
 
 
 def figure_selector(names: list[str] | None, listings: dict[str, list[str]]):
@@ -82,7 +83,7 @@ def figure_selector(names: list[str] | None, listings: dict[str, list[str]]):
 
     `names` entries are IMAGE or DATASET/IMAGE; None selects the first image of each dataset.
     """
-    from ..metrics.evaluate import image_selector
+    from ..evaluation.benchmark import image_selector
 
     wanted = set(names or ())
     found = {n for n in wanted for ds, images in listings.items() for im in images if n in (im, f"{ds}/{im}")}
@@ -106,7 +107,7 @@ COLUMNS = [("dataset", "dataset", ""), ("model", "model", ""), ("psnr_y", "PSNR-
 
 def check_mode(args: argparse.Namespace) -> None:
     """Exactly one of: -m with -d (run models), or --sr-dir (score finished outputs)."""
-    from ..metrics.evaluate import EvalInputError
+    from ..evaluation.benchmark import EvalInputError
 
     if args.metric_weights is not None and not args.metric_weights.is_dir():
         raise EvalInputError(f"--metric-weights {args.metric_weights}: no such folder")
@@ -123,6 +124,19 @@ def check_mode(args: argparse.Namespace) -> None:
         raise EvalInputError("give -m/--model and -d/--data (or --real), or --sr-dir (with --hr-dir for ground truth)")
 
 
+def _strict_json(value, notes: list[str], key: str = ""):
+    """`value` with every infinite or NaN float replaced by null and a note naming the field: strict
+    JSON has no Infinity (the PSNR of identical images), and parsers that follow it reject one."""
+    if isinstance(value, dict):
+        return {k: _strict_json(v, notes, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strict_json(v, notes, key) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        notes.append(f"{key} is null where it is {value} (identical images have an infinite PSNR)")
+        return None
+    return value
+
+
 def print_report(args: argparse.Namespace, report) -> None:
     results = [r.to_dict() for r in report.results]
     per_image = [r.to_dict() for r in report.rows]
@@ -130,7 +144,11 @@ def print_report(args: argparse.Namespace, report) -> None:
         out: dict[str, object] = {"results": results}
         if args.per_image:
             out["per_image"] = per_image
-        print(json.dumps(out))
+        notes: list[str] = []
+        out = _strict_json(out, notes)
+        if notes:
+            out["notes"] = sorted(set(notes))
+        print(json.dumps(out, allow_nan=False))
         return
     # Only the columns some row has: NIQE alone for real photos, PSNR-RGB only with --rgb.
     columns = [c for c in COLUMNS if c[2] == "" or any(c[0] in r for r in results)]
@@ -142,11 +160,22 @@ def print_report(args: argparse.Namespace, report) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..metrics.evaluate import (
-        EvalInputError, WeightsNotFoundError, check_model_spec, dataset_name, evaluate_outputs, list_dataset,
-        load_perceptual, load_upscaler, run_benchmark,
+    from ..evaluation.benchmark import (
+        EvalInputError,
+        WeightsNotFoundError,
+        check_model_spec,
+        dataset_name,
+        evaluate_outputs,
+        list_dataset,
+        load_perceptual,
+        load_upscaler,
+        run_benchmark,
     )
-    from ..metrics.figure import MissingDependencyError, comparison_figure, require_matplotlib
+    from ..evaluation.figure import (
+        MissingDependencyError,
+        comparison_figure,
+        require_matplotlib,
+    )
     from ..models import WeightsError
 
     try:
@@ -191,13 +220,13 @@ def run(args: argparse.Namespace) -> int:
         _error(str(exc))
         return 1
 
-    from ..models import PRETRAINED
+    from ..registry import dialable
 
     upscalers = []
     # --detail expands each bundled GAN model into one row per dial setting (the
     # perception-distortion curve); other models are scored once.
     jobs = [(spec, a) for spec in args.models
-            for a in (args.detail if args.detail and spec in PRETRAINED and PRETRAINED[spec].detail_base else [None])]
+            for a in (args.detail if args.detail and dialable(spec) else [None])]
     if args.detail and all(a is None for _, a in jobs):
         _error("--detail needs a bundled GAN model among -m (e.g. srgan_x4)")
         return 2

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from .options import error
 
 HELP = "export a model to ONNX (dynamic height/width) or to half-size fp16 safetensors, checked against PyTorch"
 
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     suffix = args.output.suffix.lower()
     if suffix not in (".onnx", ".safetensors"):
-        print(f"srgan export: error: -o {args.output}: the file name must end in .onnx or .safetensors", file=sys.stderr)
+        error("export", f"-o {args.output}: the file name must end in .onnx or .safetensors")
         return 2
     try:
         model = load_model(args.model, "cpu")
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             report = export_safetensors(model, args.output, fp16=args.fp16)
     except (WeightsError, ValueError) as exc:
-        print(f"srgan export: error: {exc}", file=sys.stderr)
+        error("export", exc)
         return 1
     opset = f", opset {args.opset}" if suffix == ".onnx" else ""
     print(f"{report.path}: {report.precision}{opset}, {report.psnr_db:.1f} dB against PyTorch fp32")

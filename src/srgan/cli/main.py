@@ -11,12 +11,26 @@ import os
 import sys
 
 from .. import __version__
-from . import data_cmd, demo_cmd, eval_cmd, export_cmd, models_cmd, plot_cmd, serve_cmd, train_cmd, upscale_cmd
+from . import (
+    data_cmd,
+    demo_cmd,
+    eval_cmd,
+    export_cmd,
+    models_cmd,
+    plot_cmd,
+    serve_cmd,
+    train_cmd,
+    upscale_cmd,
+)
 
-SUBCOMMANDS = (upscale_cmd, eval_cmd, train_cmd, plot_cmd, data_cmd, demo_cmd, serve_cmd, models_cmd, export_cmd)
+SUBCOMMANDS = {"upscale": upscale_cmd, "eval": eval_cmd, "train": train_cmd, "plot": plot_cmd, "data": data_cmd,
+               "demo": demo_cmd, "serve": serve_cmd, "models": models_cmd, "export": export_cmd}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every subcommand's options, or, given `command`, with that one's options and
+    the others' names and help only: some commands' options (defaults, choices) come from modules
+    that import torch, which `srgan --help` and `srgan upscale --help` need not load."""
     parser = argparse.ArgumentParser(
         prog="srgan",
         description="Photo-realistic single-image super-resolution (SRGAN, Ledig et al. 2017).",
@@ -24,13 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"srgan {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in SUBCOMMANDS:
-        module.add_parser(sub)
+    for name, module in SUBCOMMANDS.items():
+        if command is None or name == command:
+            module.add_parser(sub)
+        else:
+            sub.add_parser(name, help=module.HELP)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), "")
+    parser = build_parser(command if command in SUBCOMMANDS else "")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+
+from .options import error
 
 HELP = "plot generator/discriminator losses, validation PSNR and LPIPS of a training run"
 
@@ -48,12 +49,12 @@ def run(args: argparse.Namespace) -> int:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("srgan plot: error: needs matplotlib (pip install 'srgan[plot]')", file=sys.stderr)
+        error("plot", "needs matplotlib (pip install 'srgan[plot]')")
         return 2
     try:
         runs = in_sequence([(d.name, read_metrics(d)) for d in args.run_dirs])
     except ValueError as exc:
-        print(f"srgan plot: error: {exc}", file=sys.stderr)
+        error("plot", exc)
         return 2
     has_lpips = any("val_lpips" in r for _, rows in runs for r in rows)
     fig, axes = plt.subplots(1, 3 if has_lpips else 2, figsize=(19 if has_lpips else 13, 4.5))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
-import sys
+
+from .options import add_device_and_precision, error
 
 HELP = "serve an HTTP API and a web page for upscaling (needs the 'serve' extra)"
 MISSING_EXTRA = ("srgan serve needs the optional 'serve' dependencies (fastapi, uvicorn, python-multipart): "
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..models import PRETRAINED
+    from ..registry import bundled
     from ..serve.settings import SERVE_MAX_PIXELS, UPLOAD_GRACE_S
 
     p = sub.add_parser(
@@ -31,14 +32,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     p.add_argument("-m", "--model", dest="models", action="append", metavar="NAME|PATH",
                    help=f"offer this model (repeatable; the first is the default); default: all bundled "
-                        f"({', '.join(PRETRAINED)})")
+                        f"({', '.join(bundled())})")
     p.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB",
                    help="largest uploaded file in MiB, refused with 413 while it streams (default 20)")
     p.add_argument("--max-pixels", type=int, default=SERVE_MAX_PIXELS, metavar="N",
                    help=f"largest input in pixels, refused with 413 from its header (default {SERVE_MAX_PIXELS:,} "
                         "= 2048x2048)")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="inference jobs at once (default 1: one per CPU device is fastest)")
+    p.add_argument("--jobs", dest="workers", type=int, default=1, metavar="N",
+                   help="inference jobs run at once (default 1: one per CPU device is fastest)")
+    p.add_argument("--workers", dest="workers", type=int, help=argparse.SUPPRESS)  # the old name of --jobs
     p.add_argument("--queue", type=int, default=4, metavar="N",
                    help="jobs that may wait for a worker; more get 503 with Retry-After (default 4)")
     p.add_argument("--upload-timeout", type=float, default=120.0, metavar="S",
@@ -51,9 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shutdown-timeout", type=float, default=10.0, metavar="S",
                    help="on SIGTERM / Ctrl-C, seconds the jobs in flight get to finish before they are "
                         "answered 503 (default 10)")
-    p.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N, mps")
-    p.add_argument("--fp32", action="store_true", help="full precision (default: bf16 on CPUs with native bf16, "
-                                                       "fp16 on GPUs)")
+    add_device_and_precision(p)
     p.add_argument("-t", "--tile", type=int, default=0, metavar="N",
                    help="LR tile size in pixels; 0 = automatic from free memory (default)")
     p.set_defaults(func=run)
@@ -70,7 +70,7 @@ def _is_loopback(host: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     def err(msg: str) -> None:
-        print(f"srgan serve: error: {msg}", file=sys.stderr)
+        error("serve", msg)
 
     try:
         from ..serve.app import create_app
@@ -95,14 +95,14 @@ def run(args: argparse.Namespace) -> int:
         models = parse_model_specs(args.models) if args.models else None
         settings = ServeSettings(
             **({"models": models, "default_model": next(iter(models))} if models else {}),
-            device=args.device, precision="fp32" if args.fp32 else "auto", workers=args.workers,
+            device=args.device, precision=args.precision, workers=args.workers,
             queue_size=args.queue, max_upload_bytes=int(args.max_upload_mb * MIB), max_pixels=args.max_pixels,
             tile=args.tile, upload_timeout_s=args.upload_timeout, min_upload_rate=args.min_upload_rate * 1024,
         )
         app = create_app(settings)
     except ValueError as exc:
         err(str(exc).replace("queue_size", "--queue").replace("max_pixels", "--max-pixels")
-            .replace("workers", "--workers").replace("tile ", "--tile "))
+            .replace("workers", "--jobs").replace("tile ", "--tile "))
         return 2
     if not _is_loopback(args.host):
         log.warning("listening on %s: anyone who can reach this machine can use the service (no authentication)",

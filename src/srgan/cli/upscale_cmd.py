@@ -12,16 +12,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..images import IMAGE_SUFFIXES
 from . import upscale_ray
+from .options import add_device_and_precision, error
 
 HELP = "upscale images with a bundled or custom model"
-INPUT_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from ..inference.batch import EXTS
-    from ..inference.image_io import DEFAULT_MAX_PIXELS
-    from ..models import DEFAULT_MODEL, PRETRAINED
+    from ..images import DEFAULT_MAX_PIXELS, OUTPUT_EXTS
+    from ..registry import DEFAULT_MODEL, bundled
 
     p = sub.add_parser(
         "upscale", help=HELP,
@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output folder (created if missing), or a file name when there is one input")
     p.add_argument("-m", "--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
-                   help=f"bundled model ({', '.join(PRETRAINED)}; default {DEFAULT_MODEL}), a downloaded catalogue "
+                   help=f"bundled model ({', '.join(bundled())}; default {DEFAULT_MODEL}), a downloaded catalogue "
                         "name (srgan models), or a file: .safetensors/.pth (SRResNet, or any SR model spandrel "
                         "detects with srgan[interop]) or .onnx (with --backend onnxruntime)")
     p.add_argument("--detail", type=float, metavar="A",
@@ -44,11 +44,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-s", "--outscale", type=float, metavar="S", help="final scale factor, any float (default: the model's scale)")
     p.add_argument("-t", "--tile", type=int, default=0, metavar="N", help="LR tile size in pixels; 0 = automatic from free memory (default)")
     p.add_argument("--tile-pad", type=int, metavar="N", help="tile overlap in LR pixels (default: the model's receptive radius, seamless)")
-    p.add_argument("--fp32", action="store_true", help="full precision (default: bf16 on CPUs with native bf16, fp16 on GPUs)")
-    p.add_argument("--device", default="auto", help="auto (CUDA > MPS > CPU), cpu, cuda, cuda:N, mps")
+    add_device_and_precision(p)
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders of folder inputs")
     p.add_argument("--suffix", default=None, metavar="TEXT", help="added to output file names (default _x<scale>)")
-    p.add_argument("--ext", choices=("auto",) + EXTS, default="auto",
+    p.add_argument("--ext", choices=("auto",) + OUTPUT_EXTS, default="auto",
                    help="output format; auto keeps the input's (PNG for formats that cannot be written)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist alone (resume a batch)")
@@ -69,7 +68,7 @@ def collect_inputs(items: list[str], recursive: bool) -> tuple[list[Path], list[
         path = Path(item)
         if path.is_dir():
             found = path.rglob("*") if recursive else path.glob("*")
-            files.extend(sorted(p for p in found if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES))
+            files.extend(sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
         elif path.exists() or os.path.lexists(path):
             files.append(path)
         elif glob.has_magic(item):
@@ -94,13 +93,13 @@ def _check_writable(folder: Path) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..images import WRITE_FORMATS
     from ..inference.api import load_model
     from ..inference.batch import FileJob, upscale_file
-    from ..inference.image_io import WRITE_FORMATS
     from ..models import WeightsError
 
     def err(msg: str) -> None:
-        tqdm.write(f"srgan upscale: error: {msg}", file=sys.stderr)
+        error("upscale", msg)
 
     if args.tile < 0 or (args.tile_pad is not None and args.tile_pad < 0):
         err("--tile and --tile-pad must be >= 0")
@@ -114,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     if single_file and len(files) + len(missing) > 1:
         err(f"-o {out} is a file name but there are {len(files) + len(missing)} inputs; give a folder")
         return 2
-    if not single_file and not out.is_dir() and out.suffix.lower() in INPUT_SUFFIXES:  # e.g. -o x.gif
+    if not single_file and not out.is_dir() and out.suffix.lower() in IMAGE_SUFFIXES:  # e.g. -o x.gif
         err(f"-o {out}: cannot write {out.suffix} files")
         return 2
     if not files and not missing:
@@ -141,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         err(msg)
     suffix = args.suffix if args.suffix is not None else f"_x{args.outscale or model.scale:g}"
     job = FileJob(out, single_file, suffix, args.ext, args.outscale, args.tile, args.tile_pad,
-                  "fp32" if args.fp32 else "auto", args.max_pixels, args.skip_existing, args.overwrite)
+                  args.precision, args.max_pixels, args.skip_existing, args.overwrite)
 
     def on_sigterm(_sig, _frame):
         raise KeyboardInterrupt

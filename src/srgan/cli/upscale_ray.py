@@ -7,10 +7,14 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from ..inference.batch import FileJob, FileResult
+from .options import error
+
+if TYPE_CHECKING:
+    from ..inference.batch import FileJob, FileResult
 
 MANIFEST = "srgan-manifest.json"
 
@@ -21,15 +25,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run the batch on Ray actors: without ADDRESS on a new local Ray instance, with one "
                         "(auto, HOST:6379, ray://HOST:10001) on that cluster; inputs, outputs and the model "
                         f"file must be on storage every node sees. Writes OUT/{MANIFEST}")
-    g.add_argument("--workers", type=int, metavar="N",
+    g.add_argument("--actors", dest="workers", type=int, metavar="N",
                    help="Ray actors, each with its own copy of the model (default: one per GPU of the cluster, "
                         "or one per --worker-cpus CPUs)")
+    g.add_argument("--workers", dest="workers", type=int, help=argparse.SUPPRESS)  # the old name of --actors
     g.add_argument("--worker-cpus", type=float, default=1.0, metavar="C",
                    help="CPUs (and torch threads) per CPU actor (default 1)")
 
 
 def _manifest(path: Path, results: list[FileResult], not_done: list[str], meta: dict) -> None:
-    from ..models.io import atomic_write
+    from ..files import atomic_write
 
     def entries(status: str, key: str) -> list[dict]:
         return [{"input": str(r.src), key: str(r.output if key == "output" else r.error)}
@@ -41,11 +46,13 @@ def _manifest(path: Path, results: list[FileResult], not_done: list[str], meta: 
 
 
 def run_on_ray(args: argparse.Namespace, files: list[Path], missing: list[str], job: FileJob) -> int:
+    from ..inference.batch import FileResult
+
     """Exit code as the single-process CLI's: 0 all done, 1 some failed, 2 usage, 130 interrupted."""
     from ..inference import ray_batch
 
     def err(msg: str) -> None:
-        tqdm.write(f"srgan upscale: error: {msg}", file=sys.stderr)
+        error("upscale", msg)
 
     if args.workers is not None and args.workers < 1 or args.worker_cpus <= 0:
         err("--workers and --worker-cpus must be positive")

@@ -9,7 +9,6 @@ costs a slice and a flip.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,40 +16,12 @@ import torch
 from PIL import Image
 
 from ..device import available_memory
+from ..images import find_images
 from .degradation import bicubic_downscale, modcrop
+from .pairs import Pair, decode_rgb
 from .prepare import MANIFEST, load_prepared
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-def find_images(folders: list[str | Path]) -> list[Path]:
-    """All image files under `folders`, recursively, in a stable order."""
-    files: list[Path] = []
-    for folder in folders:
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"{folder}: not a folder of images")
-        files.extend(sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
-    return files
-
-
-def decode_rgb(path: Path) -> np.ndarray:
-    """Decode an image file to an HxWx3 uint8 array (EXIF orientation applied)."""
-    from PIL import ImageOps
-
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        return np.asarray(im.convert("RGB"))
-
-
-@dataclass
-class Pair:
-    name: str
-    hr: np.ndarray  # (H, W, 3) uint8, H and W multiples of scale
-    lr: np.ndarray  # (H/scale, W/scale, 3) uint8
-
 
 def load_pairs(folders: list[str | Path], scale: int, min_size: int,
                lr_folders: list[str | Path] | None = None) -> list[Pair]:

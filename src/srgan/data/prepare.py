@@ -15,6 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write
+from ..images import find_images
+from .degradation import bicubic_downscale, modcrop
+from .pairs import Pair, decode_rgb
+
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
@@ -47,10 +52,6 @@ def _save_npy(path: str, arr: np.ndarray) -> None:
 
 def prepare(folders: list[str | Path], out: Path, scale: int, crop: int = 480, step: int = 240) -> int:
     """Write the cache to `out`; returns the number of sub-image pairs. Bad images are skipped."""
-    from ..models.io import atomic_write
-    from .dataset import decode_rgb, find_images
-    from .degradation import bicubic_downscale, modcrop
-
     out.mkdir(parents=True, exist_ok=True)
     entries = []
     for path in find_images(folders):
@@ -72,8 +73,6 @@ def prepare(folders: list[str | Path], out: Path, scale: int, crop: int = 480, s
 
 def load_prepared(folder: Path, scale: int):
     """Memory-mapped pairs of a prepared cache (validated against the requested scale)."""
-    from .dataset import Pair
-
     manifest = json.loads((folder / MANIFEST).read_text())
     if manifest.get("scale") != scale:
         raise ValueError(f"{folder}: prepared for scale {manifest.get('scale')}, not {scale}; run 'srgan data prepare' again")

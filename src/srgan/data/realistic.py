@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..images import LUMA
+
 KERNEL_TYPES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
 RESIZE_MODES = ("area", "bilinear", "bicubic")
 _UP, _DOWN = 0, 1  # indices in resize_prob (up, down, keep)
@@ -381,7 +383,7 @@ def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
     r, g, b = x.unbind(-3)
-    return (0.2989 * r + 0.587 * g + 0.114 * b).unsqueeze(-3)
+    return (LUMA[0] * r + LUMA[1] * g + LUMA[2] * b).unsqueeze(-3)
 
 
 def add_noise(x: torch.Tensor, gaussian: bool, levels: Sequence[float], gray: Sequence[bool],

@@ -1,8 +1,8 @@
 """Inference: tiling plans, the tiled engine, image I/O and the Python API."""
 
+from ..images import DEFAULT_MAX_PIXELS, ImageError, Picture, read_image, write_image
 from .api import load_model, upscale, upscale_picture
 from .engine import upscale_array
-from .image_io import DEFAULT_MAX_PIXELS, ImageError, Picture, read_image, write_image
 from .tiling import Tile, plan_tiles
 
 __all__ = [

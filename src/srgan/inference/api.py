@@ -11,33 +11,21 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.degradation import resize
 from ..device import select_device
-from ..models import DEFAULT_MODEL, PRETRAINED, Generator, WeightsError, check_detail, load_generator
-from ..models.catalogue import CATALOGUE, cached_path
+from ..images import LUMA, Picture, _from_pillow, resize, to_8bit, to_pillow
+from ..models import (
+    DEFAULT_MODEL,
+    MODELS,
+    Generator,
+    WeightsError,
+    check_detail,
+    load_generator,
+    resolve,
+)
 from ..models.descriptor import SRModel
 from ..models.io import generator_from_state, is_srresnet, read_weights
 from .engine import upscale_array
 from .fastpath import as_sr_model, detail_blend_model, srresnet_model
-from .image_io import Picture, _from_pillow, to_8bit, to_pillow
-
-
-def resolve_weights(name_or_path: str | os.PathLike) -> Path:
-    """A bundled model name (srresnet_x4, srgan_x4, srresnet_x4_real, srgan_x4_real), a downloaded catalogue name (`srgan models`)
-    or a weights file path -> the file."""
-    key = str(name_or_path)
-    if key in PRETRAINED:
-        path = PRETRAINED[key].path
-        if not path.is_file():
-            raise WeightsError(f"{key}: bundled weights file {path} is missing from the installation")
-        return path
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    if key in CATALOGUE:
-        return cached_path(key)
-    raise WeightsError(f"unknown model {key!r}: neither a bundled model ({', '.join(PRETRAINED)}), a catalogue "
-                       "name (srgan models) nor an existing file")
 
 
 def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | torch.device | None = None,
@@ -55,27 +43,39 @@ def load_model(name_or_path: str | os.PathLike = DEFAULT_MODEL, device: str | to
     """
     if detail is not None:
         return detail_model(str(name_or_path), detail, select_device(device))
-    path = resolve_weights(name_or_path)
-    name = str(name_or_path) if str(name_or_path) in PRETRAINED or str(name_or_path) in CATALOGUE else path.stem
+    resolved = resolve(name_or_path)
+    path = resolved.path
     if path.suffix == ".onnx":
         from .onnx_backend import onnx_model
 
-        return onnx_model(path, name)
+        return onnx_model(path, resolved.name)
     dev = select_device(device)
     state, metadata = read_weights(path)
-    if is_srresnet(state, metadata):
-        return srresnet_model(generator_from_state(state, metadata, path, dev), name, str(path))
+    build = next(build for detect, build in ARCHITECTURES if detect(state, metadata))
+    return replace(build(state, metadata, path, dev), name=resolved.name)
+
+
+def _srresnet(state: dict, metadata: dict, path: Path, device: torch.device) -> SRModel:
+    return srresnet_model(generator_from_state(state, metadata, path, device), path.stem, str(path))
+
+
+def _spandrel(state: dict, metadata: dict, path: Path, device: torch.device) -> SRModel:
     from ..models.third_party import spandrel_model
 
-    return replace(spandrel_model(state, path, dev), name=name)
+    return spandrel_model(state, path, device)
+
+
+# Weights files by architecture, first match wins (spandrel's dispatch): this package's SRResNet
+# runs its own fast path; everything else is whatever spandrel recognises.
+ARCHITECTURES = ((is_srresnet, _srresnet), (lambda state, metadata: True, _spandrel))
 
 
 def detail_model(name: str, detail: float, device: torch.device) -> SRModel:
     """A bundled GAN model's output blended with its PSNR base's at `detail` (0 = base, 1 = the
-    GAN model; both ends run one network, in between both run: srgan.models.interpolate)."""
-    entry = PRETRAINED.get(name)
+    GAN model; both ends run one network, in between both run: srgan.models.detail)."""
+    entry = MODELS.get(name)
     if entry is None or entry.detail_base is None:
-        dialable = ", ".join(n for n, w in PRETRAINED.items() if w.detail_base) or "none"
+        dialable = ", ".join(n for n, e in MODELS.items() if e.detail_base) or "none"
         raise WeightsError(f"--detail works with the bundled GAN models ({dialable}), not {name!r}")
     try:
         detail = check_detail(detail)
@@ -83,10 +83,10 @@ def detail_model(name: str, detail: float, device: torch.device) -> SRModel:
         raise WeightsError(str(exc)) from None
     label = f"{name}@{detail:g}"
     if detail in (0.0, 1.0):
-        weights = resolve_weights(entry.detail_base if detail == 0.0 else name)
+        weights = resolve(entry.detail_base if detail == 0.0 else name).path
         return srresnet_model(load_generator(weights, device), label, str(weights))
-    base = load_generator(resolve_weights(entry.detail_base), device)
-    gan = load_generator(resolve_weights(name), device)
+    base = load_generator(resolve(entry.detail_base).path, device)
+    gan = load_generator(resolve(name).path, device)
     return detail_blend_model(base, gan, detail, label, str(entry.path))
 
 
@@ -115,7 +115,7 @@ def upscale_picture(
         sr = resize(sr, target, Image.Resampling.LANCZOS)
     if pic.is_gray:
         # The network sees R=G=B, so its output is nearly grey; take BT.601 luma.
-        luma = sr.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        luma = sr.astype(np.float32) @ np.array(LUMA, dtype=np.float32)
         sr = np.clip(np.round(luma), 0, np.iinfo(sr.dtype).max).astype(sr.dtype)[..., None]
     alpha = None if pic.alpha is None else resize(pic.alpha, target, Image.Resampling.BICUBIC)
     return replace(pic, pixels=sr, alpha=alpha, notes=list(pic.notes))

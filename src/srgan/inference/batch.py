@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..images import (
+    DEFAULT_MAX_PIXELS,
+    OUTPUT_EXTS,
+    ImageError,
+    read_image,
+    write_image,
+)
 from .api import upscale_picture
-from .image_io import DEFAULT_MAX_PIXELS, ImageError, read_image, write_image
-
-# Output formats by extension; an input whose format cannot be written comes out as PNG.
-EXTS = ("png", "jpg", "webp", "tif", "bmp")
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,7 @@ class FileJob:
     out: Path  # output folder, or the output file when `single_file`
     single_file: bool
     suffix: str  # added to the input's stem, e.g. "_x4"
-    ext: str = "auto"  # one of EXTS, or auto: keep the input's format
+    ext: str = "auto"  # one of OUTPUT_EXTS, or auto: keep the input's format
     outscale: float | None = None
     tile: int = 0
     tile_pad: int | None = None
@@ -52,7 +55,7 @@ def output_path(src: Path, out: Path, single_file: bool, suffix: str, ext: str, 
     if ext == "auto":
         ext = src.suffix.lower().lstrip(".")
         ext = {"jpeg": "jpg", "tiff": "tif"}.get(ext, ext)
-        if ext not in EXTS or (ext in ("jpg", "bmp") and has_alpha):
+        if ext not in OUTPUT_EXTS or (ext in ("jpg", "bmp") and has_alpha):
             ext = "png"
     return out / f"{src.stem}{suffix}.{ext}"
 

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..device import autocast, available_memory, resolve_precision
+from ..images import LUMA
 from ..models import Generator
 from ..models.descriptor import PRECISION_NAMES, SRModel
 from .fastpath import as_sr_model
@@ -39,8 +40,6 @@ log = logging.getLogger(__name__)
 _CPU_TILE_BUDGET = 1 << 30
 # Overlap for networks without a finite receptive radius (attention): tiles are approximate.
 APPROX_OVERLAP = 16
-# BT.601 luma, the grey a grey model is fed from an RGB tile.
-_LUMA = (0.299, 0.587, 0.114)
 
 
 def _budget_side(model: SRModel, dtype: torch.dtype, device: torch.device) -> int:
@@ -95,7 +94,7 @@ def inference_dtype(model: SRModel, precision: str) -> torch.dtype:
 def _fit_input(x: torch.Tensor, model: SRModel) -> torch.Tensor:
     """RGB tiles -> the model's channels, padded (reflect, then replicate) to its size rules."""
     if model.in_channels == 1:
-        luma = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        luma = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         x = (x * luma).sum(1, keepdim=True)
     h, w = x.shape[-2:]
     m = model.size_multiple

@@ -18,8 +18,9 @@ import torch
 
 from ..metrics.protocol import psnr
 from ..models.descriptor import SRModel
-from ..models.io import WeightsError, load_generator, save_generator
+from ..models.io import load_generator, save_generator
 from ..models.srresnet import Generator
+from ..registry import WeightsError
 
 CHECK_PSNR_DB = 50.0
 

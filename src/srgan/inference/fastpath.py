@@ -33,9 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import DetailBlend, Generator
-from ..models.interpolate import blend_outputs
-from ..models.srresnet import polyphase_weight, single_slope
 from ..models.descriptor import SRModel
+from ..models.detail import blend_outputs
+from ..models.srresnet import polyphase_weight, single_slope
 from .streaming import stream_rows
 
 
@@ -101,8 +101,8 @@ class InferenceGenerator(nn.Module):
 
 # Peak memory of SRResNet inference per padded LR pixel, in units of
 # channels * scale^2 * bytes-per-element. With the fast path the peak is the last upsampler
-# (its 4C-channel input at scale/2 resolution and its output, PReLU in place): measured
-# 2.5-2.7 KB/px in bf16, 5.4 KB/px in fp32 (docs/performance.md), i.e. ~1.3 units; 1.5 keeps a margin.
+# (its 4C-channel input at scale/2 resolution and its output, PReLU in place), about 1.3 units
+# (docs/performance.md); 1.5 keeps a margin.
 _ACTIVATION_FACTOR = 1.5
 
 

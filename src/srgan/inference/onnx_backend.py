@@ -23,9 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..files import atomic_write, first_line
 from ..models.descriptor import SRModel, require_extra
-from ..models.io import WeightsError, atomic_write, first_line
-from .export import CHECK_PSNR_DB, ExportReport, check_image, verified
+from ..registry import WeightsError
+from .export import ExportReport, check_image, verified
 
 log = logging.getLogger(__name__)
 

@@ -344,7 +344,7 @@ def remove_stale_temp_files(job: FileJob, srcs: Iterable[Path]) -> int:
     removed = 0
     with contextlib.suppress(FileNotFoundError):
         for entry in os.scandir(folder):
-            # models.io.atomic_write names them ".<stem>.<random><suffix>.tmp"
+            # files.atomic_write names them ".<stem>.<random><suffix>.tmp"
             name = entry.name
             if name.startswith(".") and name.endswith(".tmp") and name[1:-4].rsplit(".", 2)[0] in stems:
                 with contextlib.suppress(FileNotFoundError):

@@ -34,16 +34,14 @@ from torch import nn
 from ..models import Generator
 from ..models.srresnet import polyphase_weight, single_slope
 
-# LR pixels per band: 8k keeps one 64-channel bf16 band at 1 MB, the L2 of one core (measured
-# on Zen 4: 8k beat 16k and 32k by 3-8% at 512^2 and 1000x750; on AMX no size from 4k to 48k
-# won consistently), and at least MIN_BAND rows so the k - 1 rows of each line buffer stay a
-# small part of the work.
+# LR pixels per band: 8k keeps one 64-channel bf16 band at 1 MB, about one core's L2, and at
+# least MIN_BAND rows so the k - 1 rows of each line buffer stay a small part of the work (the
+# band-size sweep is in docs/performance.md).
 BAND_PIXELS = 8192
 MIN_BAND = 8
-# Up to this many LR pixels a strip runs in one pass, zero-padded, without line buffers: the
-# copies into each conv's line buffer cost more than cache misses there (AMX, fused convs: one
-# pass 1.3-1.9x faster than bands at 128^2-362^2, equal at 512^2; docs/performance.md), and its
-# memory is that of the whole-image forward the engine ran on such images before.
+# Up to this many LR pixels a strip runs in one pass, zero-padded, without line buffers: on small
+# images the copies into each conv's line buffer cost more than the cache misses they save
+# (docs/performance.md), and the memory is that of a whole-image forward.
 ONE_PASS_PIXELS = 2 * 256 * 256
 # Widest strip streamed in one piece (LR px); wider images are split into overlapping strips.
 MAX_STRIP = 2048
@@ -59,8 +57,8 @@ def _fusable(dtype: torch.dtype) -> bool:
 class _Conv:
     """A 'same'-padded stride-1 conv over a stream of row bands (a k - 1 row line buffer),
     optionally followed by a leaky ReLU (a one-slope PReLU) or by a residual add, fused into the
-    conv by oneDNN on the CPU: on AMX the convs run so fast that a separate pass over each
-    band for the activation or the add cost a quarter to a third of the conv's own time
+    conv by oneDNN on the CPU: where the convs run fast, a separate memory-bound pass over each
+    band for the activation or the add costs a large share of the conv's own time
     (docs/performance.md)."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, slope: float | None = None) -> None:

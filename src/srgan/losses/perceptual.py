@@ -24,11 +24,14 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..files import DownloadError, download, first_line, torch_hub_checkpoints
+
 log = logging.getLogger(__name__)
 
-# torchvision's ImageNet VGG19 (the file torchvision's weights enum points at); the hash
-# prefix in the name is checked by torch.hub.
+# torchvision's ImageNet VGG19 (the file torchvision's weights enum points at); torchvision names
+# its files by the first 8 hex digits of their SHA-256, which is what is checked.
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+VGG19_SHA256_PREFIX = "dcbb9e9d"
 
 # conv widths of VGG19 ("M" = 2x2 max-pool), in torchvision's order.
 _CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
@@ -72,18 +75,18 @@ def load_vgg19_features(weights: str | os.PathLike | None = None) -> dict[str, t
         path = Path(weights)
         if not path.is_file():
             raise VGGWeightsError(f"{path}: VGG19 weights file not found")
-        try:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise VGGWeightsError(f"{path}: not a loadable VGG19 state dict ({exc})") from exc
     else:
         try:
-            state = torch.hub.load_state_dict_from_url(VGG19_URL, map_location="cpu", check_hash=True, progress=False)
-        except Exception as exc:
+            path = download(VGG19_URL, torch_hub_checkpoints() / Path(VGG19_URL).name, VGG19_SHA256_PREFIX)
+        except DownloadError as exc:
             raise VGGWeightsError(
-                f"cannot fetch the VGG19 weights from {VGG19_URL} ({type(exc).__name__}: {exc}); "
-                "pass a local copy with --vgg-weights FILE, or use --content-loss mse"
-            ) from exc
+                f"cannot fetch the VGG19 weights ({exc}); pass a local copy with --vgg-weights FILE, "
+                "or use --content-loss mse"
+            ) from None
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise VGGWeightsError(f"{path}: not a loadable VGG19 state dict ({first_line(exc)})") from exc
     if not isinstance(state, dict):
         raise VGGWeightsError(f"VGG19 weights: expected a state dict, got {type(state).__name__}")
     return {k: v for k, v in state.items() if k.startswith("features.")}

@@ -5,7 +5,17 @@ and weight files (srgan.metrics.weights), the protocol functions only numpy.
 """
 
 from .protocol import (
-    edge_error, flat_texture, grid_level, psnr, psnr_rgb, psnr_y, rgb_to_y, shave, ssim, ssim_y, texture_ratio,
+    edge_error,
+    flat_texture,
+    grid_level,
+    psnr,
+    psnr_rgb,
+    psnr_y,
+    rgb_to_y,
+    shave,
+    ssim,
+    ssim_y,
+    texture_ratio,
     to_unit_float,
 )
 

@@ -5,7 +5,7 @@ CPU torch wheel this project installs. The network is small: AlexNet's five conv
 `alexnet().features`), each ReLU output unit-normalised over channels, squared difference,
 the official per-channel linear weights (1x1 convs, no bias), spatial mean, sum over layers.
 
-Inputs of the module are (N, 3, H, W) RGB in [0, 1] (this project's convention); the
+Inputs of the module are (N, 3, H, W) RGB in [0, 1] (srgan's convention); the
 reference scales them to [-1, 1] and then applies a fixed per-channel shift and scale, which
 is done here the same way. Weights come from `srgan.metrics.weights` (the official files).
 """

@@ -10,8 +10,8 @@ Three official files, the way users of the reference tools already have them:
 Lookup order for each: the folder passed as `directory` (`--metric-weights DIR`), the folder in
 the `SRGAN_METRIC_WEIGHTS` environment variable, the torch hub cache (`$TORCH_HOME/hub/checkpoints`,
 where torchvision keeps its AlexNet too), then a download into that cache with the hash checked
-(written to a temporary file and renamed by `torch.hub.download_url_to_file`). A folder may use
-the official file names or the names of this project's metric-weights layout. `SRGAN_OFFLINE=1`
+(`srgan.files.download`: resumable, renamed into place only once the hash matches). A folder may use
+the official file names or the names of srgan's metric-weights layout. `SRGAN_OFFLINE=1`
 forbids downloads (air-gapped machines, test suites).
 """
 
@@ -20,6 +20,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..files import DownloadError, download, torch_hub_checkpoints
 
 ENV_DIR = "SRGAN_METRIC_WEIGHTS"
 ENV_OFFLINE = "SRGAN_OFFLINE"
@@ -63,13 +65,6 @@ NIQE_PARAMS = MetricFile(
 )
 
 
-def cache_dir() -> Path:
-    """The torch hub checkpoint folder (`$TORCH_HOME/hub/checkpoints`, default ~/.cache/torch/hub/checkpoints)."""
-    import torch
-
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
 def in_folder(spec: MetricFile, folder: Path) -> Path | None:
     """The first of `spec.names` present in `folder`, or None. Pure apart from the stat calls."""
     return next((folder / n for n in spec.names if (folder / n).is_file()), None)
@@ -87,10 +82,10 @@ def find_metric_file(spec: MetricFile, directory: str | Path | None = None, *, d
         found = in_folder(spec, folder)
         if found is not None:
             return found
-    cached = cache_dir() / spec.cache_name
+    cached = torch_hub_checkpoints() / spec.cache_name
     if cached.is_file():
         return cached
-    searched = ", ".join(str(f) for f in [*folders, cache_dir()])
+    searched = ", ".join(str(f) for f in [*folders, torch_hub_checkpoints()])
     hint = (f"put {' or '.join(spec.names[:2])} in a folder and pass --metric-weights DIR "
             f"(or set {ENV_DIR}=DIR)")
     if not download or os.environ.get(ENV_OFFLINE, "") not in ("", "0"):
@@ -100,15 +95,7 @@ def find_metric_file(spec: MetricFile, directory: str | Path | None = None, *, d
 
 def fetch(spec: MetricFile, dest: Path, hint: str) -> Path:
     """Download `spec.url` to `dest` with its hash checked; one-line MetricWeightsError on failure."""
-    import torch
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        torch.hub.download_url_to_file(spec.url, str(dest), hash_prefix=spec.sha256, progress=False)
-    except RuntimeError as exc:  # torch.hub's hash mismatch; the temporary file is already removed
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "hash mismatch"
-        raise MetricWeightsError(f"{spec.url}: {first}; nothing was kept") from None
-    except Exception as exc:  # noqa: BLE001 - network errors of every kind: one line, with the way out
-        reason = getattr(exc, "reason", None) or str(exc).strip().splitlines()[0] or type(exc).__name__
-        raise MetricWeightsError(f"{spec.label}: could not download {spec.url} ({reason}); {hint}") from None
-    return dest
+        return download(spec.url, dest, spec.sha256)
+    except DownloadError as exc:
+        raise MetricWeightsError(f"{spec.label}: {exc}; {hint}") from None

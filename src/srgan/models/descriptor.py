@@ -16,7 +16,8 @@ from types import ModuleType
 import torch
 from torch import nn
 
-from .io import WeightsError, first_line
+from ..files import first_line
+from ..registry import WeightsError
 
 # A forward pass: (N, in_channels, h, w) float in [0, 1] -> (N, out_channels, scale*h, scale*w).
 Forward = Callable[[torch.Tensor], torch.Tensor]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,19 +25,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
+from ..files import atomic_write, first_line
+from ..registry import WeightsError
 from .srresnet import Generator, GeneratorConfig
 
 FORMAT_VERSION = "1"
 ARCH = "srresnet"
-
-
-class WeightsError(ValueError):
-    """A weights file that cannot be used; the message names the file and the reason."""
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception's first message line (or its type name), for one-line errors."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def save_generator(model: Generator, path: str | os.PathLike, recipe: Mapping[str, Any] | None = None,
@@ -57,31 +49,6 @@ def save_generator(model: Generator, path: str | os.PathLike, recipe: Mapping[st
                for k, v in model.state_dict().items()}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     return path
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call `write(tmp_path)` for a temp file beside `path`, then rename it over `path`.
-
-    A crash or Ctrl-C mid-write leaves the old file (or nothing) rather than a truncated one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix + ".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:  # flush to disk before the rename makes it visible
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -83,9 +83,9 @@ class _SingleSlopePReLU(torch.autograd.Function):
     """PReLU with one slope as leaky_relu plus a hand-written backward.
 
     PyTorch's own PReLU backward on the CPU is slow for bf16 channels_last maps (it reduces the
-    slope gradient in bf16, element by element): measured 2x slower than this, which costs a
-    tenth of a training step (docs/performance.md). Same maths; the slope gradient is summed in fp32
-    over per-channel partial sums.
+    slope gradient in bf16, element by element), slower than this leaky_relu form
+    (docs/performance.md). Same maths; the slope gradient is summed in fp32 over per-channel
+    partial sums.
     """
 
     @staticmethod
@@ -103,9 +103,8 @@ class _SingleSlopePReLU(torch.autograd.Function):
         gw = None
         if ctx.needs_input_grad[1]:
             # Per-channel partial sums first (PyTorch's CPU reduction accumulates them in fp32),
-            # then their total in fp32: `sum(dtype=float32)` over the whole map first copies it to
-            # fp32 (24 ms of a 0.9 s GAN step on AMX, for the 16x256x48x48 pre-shuffle map), and
-            # was less exact (relative error 1.3e-3 against 1.7e-4 on a 16x256x48x48 test map).
+            # then their total in fp32: `sum(dtype=float32)` over the whole map would first copy
+            # the map to fp32, and sums less exactly.
             acc = torch.float32 if x.dtype in (torch.bfloat16, torch.float16) else x.dtype
             prod = grad * x.clamp(max=0)
             gw = prod.sum(dim=[d for d in range(prod.dim()) if d != 1]).sum(dtype=acc).reshape(1).to(weight_dtype)

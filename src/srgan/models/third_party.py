@@ -21,8 +21,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..files import first_line
+from ..registry import WeightsError
 from .descriptor import SRModel, require_extra
-from .io import WeightsError, first_line
 
 # Single-image models: SR, and 1x restoration (denoise, de-JPEG) which is image -> image too.
 PURPOSES = ("SR", "Restoration")

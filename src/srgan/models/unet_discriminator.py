@@ -2,7 +2,7 @@
 
 Why not the paper's discriminator for long GAN runs: it judges a whole 96 px crop with one
 logit through a 19M-parameter dense layer, so it learns global statistics and, trained long,
-rewards whatever texture fools it everywhere at once (the lattice our 2,400-iteration run grew).
+rewards whatever texture fools it everywhere at once (a lattice, docs/models.md "GAN recipe").
 A U-Net gives one logit per pixel: it must find *where* the output looks generated, so
 the generator is pushed towards locally plausible texture; spectral normalisation bounds each
 layer's Lipschitz constant, which keeps the per-pixel game stable without BatchNorm.

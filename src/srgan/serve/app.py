@@ -24,11 +24,16 @@ from pydantic import BaseModel
 
 from .. import __version__
 from ..device import select_device
+from ..images import ImageError, Picture, decode_image, encode_image
 from ..inference.api import upscale_picture
-from ..inference.image_io import ImageError, Picture, decode_image, encode_image
 from ..models import WeightsError
 from .errors import ApiError, error_response, install_error_handlers
-from .limits import BodyLimitMiddleware, BusyMiddleware, HeadLimitMiddleware, shutting_down_response
+from .limits import (
+    BodyLimitMiddleware,
+    BusyMiddleware,
+    HeadLimitMiddleware,
+    shutting_down_response,
+)
 from .pool import QueueFull, ShuttingDown, WorkerPool
 from .registry import ModelRegistry
 from .settings import MAX_OUTSCALE, ServeSettings, describe_bytes

@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
-from ..inference.api import load_model, resolve_weights
-from ..models import PRETRAINED, read_metadata
-from ..models.catalogue import CATALOGUE
+from ..inference.api import load_model
+from ..models import MODELS, read_metadata, resolve
 from ..models.descriptor import SRModel
+from ..registry import dialable
 
 log = logging.getLogger(__name__)
 BLENDS_KEPT = 4  # detail-dial blends kept in memory (12 MB each for srgan_x4: both generators)
@@ -24,7 +24,7 @@ BLENDS_KEPT = 4  # detail-dial blends kept in memory (12 MB each for srgan_x4: b
 def _declared_scale(source: str) -> int | None:
     """The scale written in a weights file's metadata, without loading it (None if unknown)."""
     try:
-        config = json.loads(read_metadata(resolve_weights(source)).get("srgan.config", "{}"))
+        config = json.loads(read_metadata(resolve(source).path).get("srgan.config", "{}"))
         return int(config["scale"]) if "scale" in config else None
     except Exception:  # a .pth file, or metadata we cannot read: known once loaded
         return None
@@ -55,8 +55,7 @@ class ModelRegistry:
 
     def has_detail(self, name: str) -> bool:
         """Whether `name` is a bundled GAN model with a PSNR base to blend with."""
-        source = self._sources.get(name)
-        return source in PRETRAINED and PRETRAINED[source].detail_base is not None
+        return dialable(self._sources.get(name, ""))
 
     def get(self, name: str, detail: float | None = None) -> SRModel:
         """The model called `name`, loading it on first use (raises KeyError, WeightsError).
@@ -88,12 +87,8 @@ class ModelRegistry:
     def describe(self, name: str) -> dict[str, Any]:
         """{name, scale, description, loaded} for the model list."""
         source = self._sources[name]
-        if source in PRETRAINED:
-            description = PRETRAINED[source].description
-        elif source in CATALOGUE:
-            description = CATALOGUE[source].description
-        else:
-            description = f"weights file {Path(source).name}"
+        entry = MODELS.get(source)
+        description = entry.description if entry is not None else f"weights file {Path(source).name}"
         if name in self._models:
             description += f" ({self._models[name].arch})"
         return {"name": name, "scale": self._scales[name], "description": description,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from ..models import DEFAULT_MODEL, PRETRAINED
+from ..registry import DEFAULT_MODEL, MODELS, bundled, unknown_model
 
 MIB = 1024 * 1024
 # Pixel budget of one upload: 2048 x 2048 (its 4x output is 201 MB in 8-bit RGB). Lower than the
@@ -40,17 +40,15 @@ def parse_model_specs(specs: Sequence[str | os.PathLike]) -> dict[str, str]:
     A bundled or catalogue name keeps its name; a file is listed under its stem (made unique with a
     suffix). Raises ValueError naming the spec when it is neither a known model nor an existing file.
     """
-    from ..models.catalogue import CATALOGUE
-
     models: dict[str, str] = {}
     for spec in specs:
         text = str(spec)
-        if text in PRETRAINED or text in CATALOGUE:
+        if text in MODELS:
             models[text] = text
             continue
         path = Path(text)
         if not path.is_file():
-            raise ValueError(f"model {text!r}: neither a bundled model ({', '.join(PRETRAINED)}) nor an existing file")
+            raise ValueError(unknown_model(text))
         name, n = path.stem, 2
         while name in models:
             name, n = f"{path.stem}_{n}", n + 1
@@ -59,7 +57,7 @@ def parse_model_specs(specs: Sequence[str | os.PathLike]) -> dict[str, str]:
 
 
 def _default_models() -> Mapping[str, str]:
-    return {name: name for name in PRETRAINED}
+    return {name: name for name in bundled()}
 
 
 @dataclass(frozen=True)

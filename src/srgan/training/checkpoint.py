@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..models.io import atomic_write
+from ..files import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,8 @@
-"""Decoding and encoding images at the edges of the pipeline.
+"""Images: the one decoder and encoder, resizing, luma and the file suffixes, for every layer.
+
+A leaf module (numpy, Pillow, pypng, tifffile): upscaling, evaluation, training data and the
+service all decode through `decode_image`/`read_image`, so 16-bit files, ICC profiles, EXIF
+orientation and decompression bombs are handled the same way everywhere.
 
 An image travels as a `Picture`: colour pixels (H, W, 3) RGB or (H, W, 1) grey, uint8 or uint16,
 an optional alpha plane (H, W) of the same dtype, and the ICC profile to carry over. Pillow does
@@ -17,14 +21,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..models.io import atomic_write
+from .files import atomic_write
 
 # Default pixel budget for one input: 4096 x 4096. Its 4x output (268 MP, 0.8 GB in 8-bit RGB)
 # still fits comfortably in the memory of a small machine.
 DEFAULT_MAX_PIXELS = 4096 * 4096
 
+# Files read as images (folders, globs, training and benchmark sets) and written as outputs.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+# Output formats by extension (`srgan upscale --ext`); an input whose format cannot be written comes out as PNG.
+OUTPUT_EXTS = ("png", "jpg", "webp", "tif", "bmp")
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
                  ".tiff": "TIFF", ".bmp": "BMP"}
+
+
+# BT.601 luma weights (R, G, B), as JPEG and PIL's "L" conversion use them.
+LUMA = (0.299, 0.587, 0.114)
 
 
 class ImageError(ValueError):
@@ -276,3 +288,46 @@ def write_image(pic: Picture, path: str | os.PathLike) -> Path:
     data = encode_image(pic, fmt)
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
     return path
+
+
+def read_rgb(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+    """An image file as (H, W, 3) RGB, uint8 or uint16 as stored: grey replicated, alpha dropped,
+    EXIF orientation applied (no pixel budget by default: data sets are trusted files)."""
+    pixels = read_image(path, max_pixels).pixels
+    return np.ascontiguousarray(np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels)
+
+
+def resize(img: np.ndarray, size: tuple[int, int], resample: Image.Resampling = Image.Resampling.BICUBIC) -> np.ndarray:
+    """Resize an (H, W) or (H, W, C) uint8/uint16 array to (height, width) with Pillow.
+
+    Pillow's filters are antialiased: they widen the kernel when downscaling (like MATLAB's
+    imresize), which is the degradation the SR benchmarks use. uint16 planes are resized in
+    float32 so that no precision is lost.
+    """
+    height, width = size
+    squeeze = img.ndim == 2
+    planes = img[..., None] if squeeze else img
+    if planes.dtype == np.uint8 and planes.shape[2] == 3:
+        out = np.asarray(Image.fromarray(planes, "RGB").resize((width, height), resample))
+    else:
+        out = np.stack([_resize_plane(planes[..., c], (width, height), resample) for c in range(planes.shape[2])], axis=-1)
+    return out[..., 0] if squeeze else out
+
+
+def _resize_plane(plane: np.ndarray, wh: tuple[int, int], resample: Image.Resampling) -> np.ndarray:
+    if plane.dtype == np.uint8:
+        return np.asarray(Image.fromarray(plane, "L").resize(wh, resample))
+    info = np.iinfo(plane.dtype)
+    resized = np.asarray(Image.fromarray(plane.astype(np.float32), "F").resize(wh, resample))
+    return np.clip(np.round(resized), info.min, info.max).astype(plane.dtype)
+
+
+def find_images(folders: list[str | Path]) -> list[Path]:
+    """All image files under `folders` (by IMAGE_SUFFIXES), recursively, in a stable order."""
+    files: list[Path] = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: not a folder of images")
+        files.extend(sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
+    return files

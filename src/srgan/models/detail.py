@@ -1,14 +1,12 @@
 """The detail dial: a PSNR-trained generator's output blended with its GAN fine-tune's.
 
 ESRGAN (Wang et al. 2018, section 3.4) blends the two weight sets, (1 - a) * psnr + a * gan,
-which works while the GAN phase stays close to the PSNR model it started from (our first
-srgan_x4, 1,200 GAN iterations: at most 0.1 dB below both ends). After the long run's 20,000
-iterations the weight-space path leaves the basin: at a = 0.5 the blended network's output is
-20 grey levels too dark on Set5's baby (-20 / -15 / -9 in R / G / B), and at a = 0.6 it is
-6.6 dB below bicubic on held-out DIV2K photos, almost all of it from blending the upsampler's
-convolutions (measured, docs/models.md). The output-space blend has no such path: with a squared error that is convex,
-its MSE is at most the endpoints' mix, it keeps the colours both models agree on, and at
-a = 0.25 on Set5 it even scores 0.02 dB above the PSNR model. Its cost is two forwards.
+which works while the GAN phase stays close to the PSNR model it started from. After a long GAN
+run the weight-space path leaves the basin: mid-dial the blended network's colours shift by
+grey levels that show, almost all of it from blending the upsampler's convolutions
+(docs/models.md). The output-space blend has no such path: with a squared error, which is
+convex, its MSE is at most the endpoints' mix and it keeps the colours both models agree on.
+Its cost is two forwards.
 """
 
 from __future__ import annotations

@@ -18,24 +18,33 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
-from ..data.dataset import decode_rgb, find_images, index_by_stem
+from tqdm import tqdm
+
+from ..data.dataset import index_by_stem
 from ..data.degradation import bicubic_downscale, bicubic_resize, modcrop
-from .protocol import (
+from ..device import resolve_precision, select_device
+from ..images import Picture, find_images, read_rgb, write_image
+from ..inference import load_model, upscale_array
+from ..metrics.lpips_model import load_lpips, lpips
+from ..metrics.niqe_model import load_niqe_params, niqe
+from ..metrics.protocol import (
     SSIM_WINDOW, edge_error, flat_texture, grid_level, psnr_rgb, psnr_y, rgb_to_y, shave, ssim_y, texture_ratio,
 )
+from ..metrics.weights import MetricWeightsError
+from ..registry import MODELS, ModelNotFoundError, WeightsError, resolve
 
 log = logging.getLogger(__name__)
 
 BICUBIC = "bicubic"
 
-# An upscaling function: LR (h, w, 3) uint8 -> SR (h*scale, w*scale, 3) uint8.
+# An upscaling function: LR (h, w, 3) uint8 or uint16 -> SR (h*scale, w*scale, 3), same dtype.
 UpscaleFn = Callable[[np.ndarray], np.ndarray]
-# A perceptual distance: (SR, HR) (H, W, 3) uint8 -> float (lower is better).
+# A perceptual distance: (SR, HR) (H, W, 3) uint8 or uint16 -> float (lower is better).
 DistanceFn = Callable[[np.ndarray, np.ndarray], float]
 
 
@@ -51,7 +60,7 @@ class WeightsNotFoundError(FileNotFoundError):
 
 
 def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
-    """The bicubic baseline: (h, w, 3) uint8 -> (h*scale, w*scale, 3) uint8, Pillow bicubic."""
+    """The bicubic baseline: (h, w, 3) -> (h*scale, w*scale, 3), uint8 or uint16, Pillow bicubic."""
     return bicubic_resize(lr, (lr.shape[0] * scale, lr.shape[1] * scale))
 
 
@@ -61,7 +70,7 @@ def min_image_size(scale: int) -> int:
 
 
 def score_image(sr: np.ndarray, hr: np.ndarray, scale: int, rgb: bool = False) -> dict[str, float]:
-    """Protocol scores of one SR output against its (modcropped) HR image, both (H, W, 3) uint8.
+    """Protocol scores of one SR output against its (modcropped) HR image, both (H, W, 3) uint8 or uint16.
 
     Returns {"psnr_y": dB, "ssim_y": [-1, 1], "texture": ratio (1 = as detailed as HR),
     "grid": fixed sub-pixel pattern in grey levels (photo-like ~0.1-0.3), "edge": orientation error
@@ -77,16 +86,10 @@ def score_image(sr: np.ndarray, hr: np.ndarray, scale: int, rgb: bool = False) -
     return scores
 
 
-@dataclass(frozen=True)
-class ImageResult:
-    """Scores of one model on one image; `seconds` is the time to produce the SR output."""
+@dataclass(frozen=True, kw_only=True)
+class Scores:
+    """The optional scores of a result row, each None when not computed for it."""
 
-    dataset: str
-    model: str
-    image: str
-    psnr_y: float | None  # None when there is no ground truth (NIQE alone)
-    ssim_y: float | None
-    seconds: float
     texture: float | None = None
     grid: float | None = None
     edge: float | None = None
@@ -96,12 +99,26 @@ class ImageResult:
     niqe: float | None = None
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready dict; absent optional metrics are left out."""
-        return _rounded({k: v for k, v in asdict(self).items() if v is not None})
+        """JSON-ready dict, the row's own fields first; absent optional metrics are left out."""
+        optional = {f.name for f in fields(Scores)}
+        row = asdict(self)
+        return _rounded({k: row[k] for k in sorted(row, key=lambda k: k in optional) if row[k] is not None})
 
 
 @dataclass(frozen=True)
-class DatasetResult:
+class ImageResult(Scores):
+    """Scores of one model on one image; `seconds` is the time to produce the SR output."""
+
+    dataset: str
+    model: str
+    image: str
+    psnr_y: float | None  # None when there is no ground truth (NIQE alone)
+    ssim_y: float | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DatasetResult(Scores):
     """Mean scores of one model on one dataset; `seconds` is the total SR time over its images."""
 
     dataset: str
@@ -111,17 +128,6 @@ class DatasetResult:
     ssim_y: float | None
     images: int
     seconds: float
-    texture: float | None = None
-    grid: float | None = None
-    edge: float | None = None
-    flat: float | None = None
-    psnr_rgb: float | None = None
-    lpips: float | None = None
-    niqe: float | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready dict; absent optional metrics are left out."""
-        return _rounded({k: v for k, v in asdict(self).items() if v is not None})
 
 
 def _rounded(d: dict[str, object]) -> dict[str, object]:
@@ -166,7 +172,7 @@ def summarize(rows: Sequence[ImageResult], scale: int) -> list[DatasetResult]:
 def pick_crop(hr: np.ndarray, reference: np.ndarray, size: int, border: int = 0) -> tuple[int, int, int]:
     """The `size` x `size` window where `reference` (e.g. bicubic) differs most from `hr` on Y.
 
-    Both (H, W, 3) uint8; the window stays `border` px (the shaved margin) inside the image when
+    Both (H, W, 3) uint8 or uint16; the window stays `border` px (the shaved margin) inside the image when
     it fits. Returns (top, left, size), size clipped to the image. That is where SR methods
     differ most, the natural zoom for a side-by-side figure. Pure.
     """
@@ -203,36 +209,23 @@ def bicubic_upscaler(scale: int) -> Upscaler:
 
 def model_label(spec: str) -> str:
     """Display name of a --model value: the name itself, or a weights file's stem."""
-    from ..models import PRETRAINED
-    from ..models.catalogue import CATALOGUE
-
-    return spec if spec == BICUBIC or spec in PRETRAINED or spec in CATALOGUE else Path(spec).stem
+    return spec if spec == BICUBIC or spec in MODELS else Path(spec).stem
 
 
 def check_model_spec(spec: str) -> None:
-    """Classify a --model value before loading anything.
+    """Classify a --model value before loading anything (srgan.models.resolve).
 
-    Raises WeightsNotFoundError for a known pretrained or catalogue name whose file is not
-    installed or downloaded yet, EvalInputError for a value that is neither bicubic, a known
-    name, nor an existing file.
+    Raises WeightsNotFoundError for a known model name whose file is not installed or downloaded
+    yet, EvalInputError for a value that is neither bicubic, a known name, nor an existing file.
     """
-    from ..models import PRETRAINED, WeightsError
-    from ..models.catalogue import CATALOGUE, cached_path
-
     if spec == BICUBIC:
         return
-    if spec in PRETRAINED:
-        path = PRETRAINED[spec].path
-        if not path.is_file():
-            raise WeightsNotFoundError(f"model {spec}: weights not found at {path} (not trained or installed yet)")
-    elif spec in CATALOGUE and not Path(spec).is_file():
-        try:
-            cached_path(spec)
-        except WeightsError as exc:
-            raise WeightsNotFoundError(str(exc)) from None
-    elif not Path(spec).is_file():
-        known = ", ".join([BICUBIC, *PRETRAINED])
-        raise EvalInputError(f"unknown model {spec!r}: not one of {known}, nor an existing weights file")
+    try:
+        resolve(spec)
+    except ModelNotFoundError as exc:
+        raise WeightsNotFoundError(str(exc)) from None
+    except WeightsError as exc:
+        raise EvalInputError(str(exc)) from None
 
 
 def model_upscaler(model, name: str, precision: str = "fp32") -> Upscaler:
@@ -241,8 +234,6 @@ def model_upscaler(model, name: str, precision: str = "fp32") -> Upscaler:
 
     Inference is `srgan.inference.upscale_array`, the same code path as `srgan upscale`.
     """
-    from ..inference import upscale_array
-
     return Upscaler(name, lambda lr: upscale_array(model, lr, tile=0, precision=precision), int(model.scale))
 
 
@@ -260,10 +251,6 @@ def load_upscaler(spec: str, scale: int, device: str = "auto", precision: str = 
     check_model_spec(spec)
     if spec == BICUBIC:
         return bicubic_upscaler(scale)
-    from ..device import resolve_precision, select_device
-    from ..inference import load_model
-    from ..models import WeightsError
-
     try:
         dev = select_device(device)
         resolve_precision(precision, dev)
@@ -321,16 +308,10 @@ def load_perceptual(weights: str | Path | None = None, device: str = "auto", *, 
     A metric whose weights cannot be found or fetched is left out with a one-line note saying
     why and how to provide them: missing weights never stop an evaluation.
     """
-    from .lpips_model import load_lpips, lpips
-    from .niqe_model import load_niqe_params, niqe
-    from .weights import MetricWeightsError
-
     notes: list[str] = []
     lpips_fn = niqe_fn = None
     if use_lpips:
         try:
-            from ..device import select_device
-
             lpips_fn = functools.partial(lpips, weights=load_lpips(weights).to(select_device(device)))
         except (MetricWeightsError, ValueError) as exc:
             notes.append(f"LPIPS skipped: {exc}")
@@ -349,7 +330,7 @@ def load_perceptual(weights: str | Path | None = None, device: str = "auto", *, 
 
 @dataclass(frozen=True)
 class EvalImage:
-    """One benchmark image: `hr` (H, W, 3) uint8 modcropped, `lr` (H/s, W/s, 3) uint8; `hr` is
+    """One benchmark image: `hr` (H, W, 3) modcropped, `lr` (H/s, W/s, 3), uint8 or uint16 as the files are; `hr` is
     None for a real photo, which has no ground truth (NIQE alone)."""
 
     dataset: str
@@ -379,12 +360,12 @@ def list_dataset(folder: str | Path) -> list[tuple[str, Path]]:
 def load_image(dataset: str, name: str, path: Path, scale: int, lr_path: Path | None = None) -> EvalImage:
     """Decode, modcrop, degrade (or read the given LR). ValueError for an image too small for the
     protocol or an LR image that is not HR/scale."""
-    hr = np.ascontiguousarray(modcrop(decode_rgb(path), scale))
+    hr = np.ascontiguousarray(modcrop(read_rgb(path), scale))
     if min(hr.shape[:2]) < min_image_size(scale):
         raise ValueError(f"{hr.shape[1]}x{hr.shape[0]} is smaller than {min_image_size(scale)} px")
     if lr_path is None:
         return EvalImage(dataset, name, hr, bicubic_downscale(hr, scale))
-    lr = np.ascontiguousarray(decode_rgb(lr_path))
+    lr = read_rgb(lr_path)
     if (lr.shape[0] * scale, lr.shape[1] * scale) != hr.shape[:2]:
         raise ValueError(f"LR {lr_path} is {lr.shape[1]}x{lr.shape[0]}, not the HR's {hr.shape[1]}x{hr.shape[0]} / {scale}")
     return EvalImage(dataset, name, hr, lr)
@@ -392,7 +373,7 @@ def load_image(dataset: str, name: str, path: Path, scale: int, lr_path: Path | 
 
 def load_real_image(dataset: str, name: str, path: Path) -> EvalImage:
     """A real low-resolution photo: the file is the input, there is no ground truth."""
-    return EvalImage(dataset, name, None, np.ascontiguousarray(decode_rgb(path)))
+    return EvalImage(dataset, name, None, read_rgb(path))
 
 
 # ----------------------------------------------------------------------------- drivers
@@ -432,7 +413,7 @@ def evaluate_image(
     image: EvalImage, upscalers: Sequence[Upscaler], scale: int, rgb: bool = False,
     perceptual: Perceptual = Perceptual(),
 ) -> Iterator[tuple[ImageResult, np.ndarray, list[str]]]:
-    """Run every upscaler on one image; yield (its scores, its SR output (H, W, 3) uint8, problems)."""
+    """Run every upscaler on one image; yield (its scores, its SR output (H, W, 3), problems)."""
     for up in upscalers:
         start = time.perf_counter()
         sr = up(image.lr)
@@ -446,12 +427,8 @@ def evaluate_image(
 
 
 def save_image(path: Path, img: np.ndarray) -> None:
-    """Write an (H, W, 3) uint8 array as PNG atomically (temp file + os.replace)."""
-    from PIL import Image
-
-    from ..models.io import atomic_write
-
-    atomic_write(path, lambda tmp: Image.fromarray(img).save(tmp, format="PNG"))
+    """Write an (H, W, 3) uint8/uint16 array as PNG atomically (srgan.images.write_image)."""
+    write_image(Picture(img), path)
 
 
 def image_selector(names: Sequence[str] | None, datasets: set[str] | None = None) -> Callable[[str, str, int], bool]:
@@ -491,8 +468,6 @@ def run_benchmark(
     SAVE_DIR/<dataset>/<model>/<image>.png. Unreadable or too-small images are skipped and
     listed in `Report.failures`; a missing folder raises EvalInputError before any work.
     """
-    from tqdm import tqdm
-
     report = Report(scale)
     if lr_folders is not None and len(lr_folders) != len(folders):
         raise EvalInputError(f"give one LR folder per HR folder ({len(lr_folders)} for {len(folders)})")
@@ -595,19 +570,17 @@ def evaluate_outputs(
     have no ground truth. Images are decoded as RGB (gray replicated, alpha dropped). The model
     is named by `sr_dir`'s folder, the dataset by `hr_dir`'s (or `sr_dir`'s).
     """
-    from tqdm import tqdm
-
     pairs, problems = match_outputs(sr_dir, hr_dir, sr_suffix)
     report = Report(scale, failures=problems)
     model, dataset = dataset_name(sr_dir), dataset_name(hr_dir if hr_dir is not None else sr_dir)
     for name, sr_path, hr_path in tqdm(pairs, desc=model, unit="img", file=sys.stderr, disable=None if progress else True):
         try:
-            sr = np.ascontiguousarray(decode_rgb(sr_path))
+            sr = read_rgb(sr_path)
             if hr_path is None:
                 scores, bad = perceptual.scores(sr, None, scale)
                 scores |= {"psnr_y": None, "ssim_y": None}
             else:
-                sr, hr = (np.ascontiguousarray(a) for a in align_to_truth(sr, decode_rgb(hr_path), scale))
+                sr, hr = (np.ascontiguousarray(a) for a in align_to_truth(sr, read_rgb(hr_path), scale))
                 if min(hr.shape[:2]) < min_image_size(scale):
                     raise ValueError(f"{hr.shape[1]}x{hr.shape[0]} is smaller than {min_image_size(scale)} px")
                 extra, bad = perceptual.scores(sr, hr, scale)

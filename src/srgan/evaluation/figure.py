@@ -15,11 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .evaluate import BICUBIC, FigureRow, pick_crop
+from ..files import atomic_write
+from .benchmark import BICUBIC, FigureRow, pick_crop
 
 
 class MissingDependencyError(RuntimeError):
     """An optional package that a requested feature needs is not installed."""
+
+
+def _shown(img: np.ndarray) -> np.ndarray:
+    """What matplotlib draws right: uint8 as it is, 16-bit images as floats in [0, 1]."""
+    return img.astype(np.float32) / 65535 if img.dtype == np.uint16 else img
 
 
 def require_matplotlib() -> None:
@@ -78,8 +84,6 @@ def comparison_figure(
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    from ..models.io import atomic_write
-
     if not rows:
         raise ValueError("comparison_figure: no images to draw")
     ncols = 2 + max(len(r.outputs) for r in rows)
@@ -95,14 +99,14 @@ def comparison_figure(
         window = (slice(top, top + size), slice(left, left + size))
 
         whole = axes[r, 0]
-        whole.imshow(row.hr if row.hr is not None else row.outputs.get(BICUBIC, first))
+        whole.imshow(_shown(row.hr if row.hr is not None else row.outputs.get(BICUBIC, first)))
         whole.add_patch(Rectangle((left - 0.5, top - 0.5), size, size, fill=False, edgecolor="red", linewidth=1.5))
         whole.set_xlabel(f"{row.dataset}/{row.image}", fontsize=9)
 
         panels = [(first_label, first, "")] + [(m, row.outputs[m], caption(row, m)) for m in methods]
         for c, (label, img, scores) in enumerate(panels, start=1):
             ax = axes[r, c]
-            ax.imshow(img[window], interpolation="nearest")
+            ax.imshow(_shown(img[window]), interpolation="nearest")
             ax.set_xlabel(f"{label}\n{scores}" if scores else label, fontsize=9)
         for ax in axes[r]:
             ax.set_xticks([])
