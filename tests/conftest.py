@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import importlib.util
 import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +16,8 @@ from PIL import Image
 from skimage import data
 
 from srgan.models import Generator, GeneratorConfig, save_generator
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB, what the file server serves at /file.bin by default
 
 # No test may reach the network for metric weights (LPIPS/NIQE): lookups that miss fail at once.
 # Set at import so that CLI subprocesses inherit it; tests that need weights make their own.
@@ -78,3 +84,78 @@ def metric_weights(tmp_path_factory) -> Path:
     np.savez(folder / "niqe_pris_params.npz", mu_pris_param=feats.mean(0)[None], cov_pris_param=np.cov(feats, rowvar=False),
              gaussian_window=window)
     return folder
+
+
+@dataclass
+class RangeServer:
+    """A local HTTP server with Range support (no internet): `payload` at `url`/file.bin, 404
+    elsewhere; `ranges` records the Range header of every request."""
+
+    url: str
+    payload: bytes = PAYLOAD
+    ranges: list[str | None] = field(default_factory=list)
+
+
+@pytest.fixture
+def range_server():
+    state = RangeServer("")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path != "/file.bin":
+                self.send_error(404)
+                return
+            rng = self.headers.get("Range")
+            state.ranges.append(rng)
+            start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+            self.send_response(206 if rng else 200)
+            self.send_header("Content-Length", str(len(state.payload) - start))
+            self.end_headers()
+            self.wfile.write(state.payload[start:])
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield state
+    httpd.shutdown()
+
+
+@pytest.fixture
+def randomized() -> Callable[..., Generator]:
+    """Makes generators with non-trivial BatchNorm statistics and PReLU slopes (eval mode must use them)."""
+    import torch
+    from torch import nn
+
+    def make(config: GeneratorConfig, seed: int = 0) -> Generator:
+        torch.manual_seed(seed)
+        gen = Generator(config)
+        with torch.no_grad():
+            for m in gen.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.running_mean.uniform_(-0.2, 0.2)
+                    m.running_var.uniform_(0.5, 2.0)
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.uniform_(-0.1, 0.1)
+                if isinstance(m, nn.PReLU):
+                    m.weight.uniform_(0.05, 0.4)
+        return gen.eval()
+
+    return make
+
+
+@pytest.fixture
+def bf16_everywhere(monkeypatch):
+    """bf16 allowed on this CPU whatever it has, so that CPUs without native bf16 check the bf16
+    path's numbers too: oneDNN emulates it on every AVX-512 CPU (slowly). Skipped where oneDNN has
+    no bf16 convolution at all (AVX2-only x86), where `auto` never picks bf16 and an explicit one
+    is refused (tests/test_device.py)."""
+    import torch
+
+    from srgan import device
+
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("oneDNN has no bf16 convolution on this CPU, not even emulated")
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)

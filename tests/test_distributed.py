@@ -15,6 +15,8 @@ from skimage import data
 
 from srgan.models import Generator, GeneratorConfig
 
+pytestmark = pytest.mark.slow  # `make test` runs it; the quick loop leaves it out
+
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):

@@ -6,6 +6,7 @@ from PIL import Image
 import srgan
 from srgan.data.degradation import bicubic_downscale, bicubic_resize
 from srgan.inference.engine import auto_tile_size, upscale_array
+from srgan.inference.fastpath import as_sr_model
 from srgan.metrics import psnr_y
 
 
@@ -14,8 +15,10 @@ def trained():
     return srgan.load_model("srresnet_x4", device="cpu")
 
 
-@pytest.mark.parametrize("precision", ["fp32", "auto"])
-def test_tiled_output_equals_whole_image_output(trained, photo, precision):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_tiled_output_equals_whole_image_output(trained, photo, precision, request):
+    if precision == "bf16":
+        request.getfixturevalue("bf16_everywhere")
     lr = photo[:60, :52]
     whole = upscale_array(trained, lr, tile=1000, precision=precision)
     tiled = upscale_array(trained, lr, tile=20, precision=precision)  # 3x3 tiles with 40 px overlap
@@ -30,9 +33,9 @@ def test_small_overlap_is_allowed_but_seams_show(trained, photo):
     assert np.abs(whole.astype(int) - seamy.astype(int)).max() > 1
 
 
-def test_bf16_agrees_with_fp32(trained, photo):
+def test_bf16_agrees_with_fp32(trained, photo, bf16_everywhere):
     a = upscale_array(trained, photo[:48, :48], precision="fp32")
-    b = upscale_array(trained, photo[:48, :48], precision="auto")
+    b = upscale_array(trained, photo[:48, :48], precision="bf16")
     assert psnr_y(a, b, 0) > 40
 
 
@@ -44,8 +47,19 @@ def test_16_bit_input_gives_16_bit_output(tiny_weights, photo):
     assert np.abs(out.astype(int) // 257 - ref.astype(int)).max() <= 1
 
 
-def test_auto_tile_is_bounded(trained):
-    assert 32 <= auto_tile_size(trained, torch.float32, torch.device("cpu"), 40) <= 400
+def test_auto_tile_fits_a_quarter_of_free_memory_and_grows_with_it(trained, monkeypatch):
+    from srgan.inference import engine
+
+    cpu, pad = torch.device("cpu"), 40
+    per_px = as_sr_model(trained).activation_elems * 4  # fp32
+    sides = []
+    for free in (1 << 30, 2 << 30, 4 << 30):
+        monkeypatch.setattr(engine, "available_memory", lambda device, free=free: free)
+        tile = auto_tile_size(trained, torch.float32, cpu, pad)
+        assert (tile + 2 * pad) ** 2 * per_px <= free // 4  # a padded tile's activations fit
+        assert (tile + 2 * pad + 8) ** 2 * per_px > free // 4 * 0.9  # and it is not much smaller
+        sides.append(tile)
+    assert sides == sorted(sides) and sides[0] < sides[-1]
 
 
 def test_bundled_models_beat_bicubic_on_a_real_photo():

@@ -37,15 +37,16 @@ def _require(name: str):
 spandrel = _require("spandrel")
 _require("onnxruntime")
 
-import srgan  # noqa: E402
-from srgan.cli.main import main  # noqa: E402
-from srgan.inference.engine import upscale_array  # noqa: E402
-from srgan.models import WeightsError  # noqa: E402
 from spandrel.architectures.Compact import Compact  # noqa: E402
 from spandrel.architectures.DAT import DAT  # noqa: E402
 from spandrel.architectures.ESRGAN import ESRGAN  # noqa: E402
 from spandrel.architectures.RestoreFormer import RestoreFormer  # noqa: E402
 from spandrel.architectures.SwinIR import SwinIR  # noqa: E402
+
+import srgan  # noqa: E402
+from srgan.cli.main import main  # noqa: E402
+from srgan.inference.engine import upscale_array  # noqa: E402
+from srgan.models import WeightsError  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*meshgrid.*")
 
@@ -140,13 +141,9 @@ def test_attention_models_run_whole_and_tiles_are_noted(files, photo, caplog):
     assert "may differ" not in caplog.text
 
 
-def test_half_precision_the_model_lacks_falls_back_to_fp32_with_a_note(files, photo, caplog):
-    from srgan.device import cpu_has_native_bf16
-
+def test_half_precision_the_model_lacks_falls_back_to_fp32_with_a_note(files, photo, caplog, bf16_everywhere):
     model = srgan.load_model(files["swinir"], device="cpu")
     fake = dataclasses.replace(model, precisions=frozenset({"fp32"}))
-    if not cpu_has_native_bf16():
-        pytest.skip("this CPU runs fp32 only; nothing to fall back from")
     with caplog.at_level(logging.INFO):
         out = upscale_array(fake, photo[:20, :20], precision="bf16")
     assert "does not run in bf16; using fp32" in caplog.text

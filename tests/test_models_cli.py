@@ -12,10 +12,8 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-import test_download
 from srgan.cli.main import main
 from srgan.registry import MODELS, ModelEntry, downloadable
-from test_download import server  # noqa: F401  (the local Range-capable HTTP server fixture)
 
 
 @pytest.fixture
@@ -46,11 +44,11 @@ def test_models_lists_bundled_and_downloadable(capsys, cache):
     assert MODELS["realesr_general_x4v3"].sha256 in capsys.readouterr().out
 
 
-def test_download_then_dash_m_name_resolves_to_the_cache(server, cache, tiny_weights, tmp_path, photo,  # noqa: F811
+def test_download_then_dash_m_name_resolves_to_the_cache(range_server, cache, tiny_weights, tmp_path, photo,
                                                          monkeypatch, capsys):
     data = tiny_weights.read_bytes()
-    monkeypatch.setattr(test_download, "PAYLOAD", data)
-    monkeypatch.setitem(MODELS, "tiny_test", _entry(f"{server}/file.bin", hashlib.sha256(data).hexdigest()))
+    range_server.payload = data
+    monkeypatch.setitem(MODELS, "tiny_test", _entry(f"{range_server.url}/file.bin", hashlib.sha256(data).hexdigest()))
     Image.fromarray(photo[:8, :8]).save(tmp_path / "x.png")
     assert main(["upscale", str(tmp_path / "x.png"), "-o", str(tmp_path / "a.png"), "-m", "tiny_test"]) == 2
     err = capsys.readouterr().err.strip()
@@ -63,9 +61,9 @@ def test_download_then_dash_m_name_resolves_to_the_cache(server, cache, tiny_wei
     assert "cached" in (main(["models"]), capsys.readouterr().out)[1]
 
 
-def test_bad_hash_and_offline_downloads_leave_nothing_and_say_how_to_place_the_file(server, cache, monkeypatch,  # noqa: F811
+def test_bad_hash_and_offline_downloads_leave_nothing_and_say_how_to_place_the_file(range_server, cache, monkeypatch,
                                                                                    capsys):
-    monkeypatch.setitem(MODELS, "tiny_test", _entry(f"{server}/file.bin", "0" * 64))
+    monkeypatch.setitem(MODELS, "tiny_test", _entry(f"{range_server.url}/file.bin", "0" * 64))
     assert main(["models", "download", "tiny_test"]) == 1
     assert "checksum mismatch" in capsys.readouterr().err
     assert not cache.exists() or not list(cache.iterdir())

@@ -12,22 +12,6 @@ from srgan.inference.fastpath import InferenceGenerator, polyphase_weight
 from srgan.models import Generator, GeneratorConfig
 
 
-def _randomized(config: GeneratorConfig, seed: int = 0) -> Generator:
-    """A generator with non-trivial BatchNorm statistics and PReLU slopes (eval mode must use them)."""
-    torch.manual_seed(seed)
-    gen = Generator(config)
-    with torch.no_grad():
-        for m in gen.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.1, 0.1)
-            if isinstance(m, nn.PReLU):
-                m.weight.uniform_(0.05, 0.4)
-    return gen.eval()
-
-
 @pytest.mark.parametrize("k", [3, 5, 9])
 @pytest.mark.parametrize("r", [2, 4])
 def test_polyphase_conv_is_exact(k, r):
@@ -46,16 +30,16 @@ def test_polyphase_needs_an_odd_square_kernel():
 
 
 @pytest.mark.parametrize("scale", [2, 4, 8])
-def test_fast_path_equals_the_generator_in_fp32(scale):
-    gen = _randomized(GeneratorConfig(scale=scale, num_blocks=2, channels=8))
+def test_fast_path_equals_the_generator_in_fp32(randomized, scale):
+    gen = randomized(GeneratorConfig(scale=scale, num_blocks=2, channels=8))
     fast = InferenceGenerator.from_generator(gen)
     x = torch.rand(2, 3, 11, 13)
     with torch.no_grad():
         assert torch.allclose(fast(x), gen(x), atol=1e-5)
 
 
-def test_fast_path_handles_a_per_channel_prelu_after_the_last_shuffle():
-    gen = _randomized(GeneratorConfig(num_blocks=1, channels=8))
+def test_fast_path_handles_a_per_channel_prelu_after_the_last_shuffle(randomized):
+    gen = randomized(GeneratorConfig(num_blocks=1, channels=8))
     gen.upsample[-1].act = nn.PReLU(8)
     with torch.no_grad():
         gen.upsample[-1].act.weight.copy_(torch.linspace(-0.5, 0.5, 8))
@@ -64,8 +48,8 @@ def test_fast_path_handles_a_per_channel_prelu_after_the_last_shuffle():
         assert torch.allclose(InferenceGenerator.from_generator(gen)(x), gen(x), atol=1e-5)
 
 
-def test_fast_path_leaves_the_generator_alone():
-    gen = _randomized(GeneratorConfig(num_blocks=1, channels=8)).train()
+def test_fast_path_leaves_the_generator_alone(randomized):
+    gen = randomized(GeneratorConfig(num_blocks=1, channels=8)).train()
     before = {k: v.clone() for k, v in gen.state_dict().items()}
     upscale_array(gen, np.zeros((12, 12, 3), np.uint8), precision="fp32")
     assert all(p.requires_grad for p in gen.parameters())
@@ -113,9 +97,9 @@ def _classic_forward(gen, x):
 
 
 @pytest.mark.parametrize("scale", [2, 4, 8])
-def test_generator_trains_the_paper_network_through_its_polyphase_tail(scale):
+def test_generator_trains_the_paper_network_through_its_polyphase_tail(randomized, scale):
     """Generator.forward (polyphase tail, own PReLU) = the paper's layers, outputs and gradients."""
-    gen = _randomized(GeneratorConfig(scale=scale, num_blocks=2, channels=8)).double().train()
+    gen = randomized(GeneratorConfig(scale=scale, num_blocks=2, channels=8)).double().train()
     x = torch.rand(2, 3, 7, 9, dtype=torch.float64)
     target = torch.rand(2, 3, 7 * scale, 9 * scale, dtype=torch.float64)
     grads = []

@@ -16,6 +16,8 @@ from PIL import Image
 from srgan.cli.main import main
 from srgan.inference.ray_batch import KILL_HOOK_ENV
 
+pytestmark = pytest.mark.slow  # `make test` runs it; the quick loop leaves it out
+
 MAX_PIXELS = 60 * 60  # the 64x64 input is "oversized"
 
 

@@ -12,8 +12,16 @@ from skimage import data
 
 from srgan.cli.main import main
 from srgan.data.realistic import (
-    KERNEL_TYPES, DegradationConfig, add_noise, blur_kernel, degrade_batch, jpeg, sample_plan, sinc_kernel,
-    training_pair, usm_sharpen,
+    KERNEL_TYPES,
+    DegradationConfig,
+    add_noise,
+    blur_kernel,
+    degrade_batch,
+    jpeg,
+    sample_plan,
+    sinc_kernel,
+    training_pair,
+    usm_sharpen,
 )
 from srgan.models import load_generator
 from srgan.training.config import TrainConfig
@@ -316,8 +324,8 @@ def test_degrade_cli_uses_the_config_table(images, tmp_path):
     mild = np.asarray(Image.open(tmp_path / "o" / "coffee.png")).astype(float)
     assert main(["data", "degrade", str(images / "coffee.jpg"), "-o", str(tmp_path / "d")]) == 0
     strong = np.asarray(Image.open(tmp_path / "d" / "coffee.png")).astype(float)
-    from srgan.data.pairs import decode_rgb
     from srgan.data.degradation import bicubic_downscale
+    from srgan.data.pairs import decode_rgb
 
     bicubic = bicubic_downscale(decode_rgb(images / "coffee.jpg"), 4).astype(float)
     assert np.abs(mild - bicubic).mean() < np.abs(strong - bicubic).mean()
@@ -344,7 +352,7 @@ def test_example_config_lists_the_defaults():
     """configs/srresnet_x4_real.toml documents every option with its default value."""
     from pathlib import Path
 
-    from srgan.cli.train_cmd import read_config_file
+    from srgan.training.config import read_config_file
 
     options = read_config_file(Path(__file__).parents[1] / "configs" / "srresnet_x4_real.toml")
     cfg = TrainConfig.from_dict(options)

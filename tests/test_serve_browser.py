@@ -45,6 +45,8 @@ if not os.access(CHROMIUM, os.X_OK):
 
 from serve_support import running_server  # noqa: E402
 
+pytestmark = pytest.mark.slow  # `make test` runs it; the quick loop leaves it out
+
 DROP_FILE_JS = """([b64, name, type]) => {
     const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     const dt = new DataTransfer();

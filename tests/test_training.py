@@ -1,6 +1,5 @@
 import json
 import logging
-import urllib.error
 
 import numpy as np
 import pytest
@@ -165,10 +164,13 @@ def test_g_first_gives_each_network_the_gradient_of_the_paper_loop(folders, tmp_
 
 
 def test_offline_without_vgg_weights_stops_before_work(folders, tmp_path, monkeypatch, capsys):
-    def offline(*a, **k):
-        raise urllib.error.URLError("no network")
+    import srgan.losses.perceptual as perceptual
+    from srgan.files import DownloadError
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    def offline(url, *a, **k):
+        raise DownloadError(f"{url}: download failed (no network); run the same command again to resume")
+
+    monkeypatch.setattr(perceptual, "download", offline)
     out = tmp_path / "gan"
     assert train(folders, out, "--phase", "srgan") == 1
     err = capsys.readouterr().err
@@ -264,8 +266,9 @@ def test_paired_lr_folders(folders, tmp_path):
     train_dir, _ = folders
     lr_dir = tmp_path / "lr"
     lr_dir.mkdir()
-    from srgan.data.dataset import decode_rgb, load_pairs
+    from srgan.data.dataset import load_pairs
     from srgan.data.degradation import bicubic_downscale, modcrop
+    from srgan.data.pairs import decode_rgb
 
     for i in range(3):
         hr = modcrop(decode_rgb(train_dir / "nested" / f"{i}.png"), 4)
@@ -345,9 +348,7 @@ def test_nan_loss_stops_with_last_good_checkpoint(folders, tmp_path, monkeypatch
 def test_example_configs_are_valid(name):
     from pathlib import Path
 
-    from srgan.cli.train_cmd import read_config_file
-
-    cfg = TrainConfig.from_dict(read_config_file(Path(__file__).parents[1] / "configs" / name))
+    cfg = TrainConfig.from_file(Path(__file__).parents[1] / "configs" / name)
     assert cfg.scale == 4 and cfg.batch_size == 16 and cfg.patch_size == 96
 
 

@@ -103,7 +103,7 @@ def run_degrade(args: argparse.Namespace) -> int:
     from ..evaluation.benchmark import save_image
     from ..files import atomic_write
     from ..images import IMAGE_SUFFIXES, find_images
-    from .train_cmd import read_config_file
+    from ..training.config import read_config_file
 
     def usage(message: str) -> int:
         error("data degrade", message)

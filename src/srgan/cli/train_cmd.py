@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
+
+from .options import add_device_and_precision, error
 
 HELP = "train SRResNet (phase srresnet) or SRGAN (phase srgan) on folders of HR images"
 
@@ -61,8 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, metavar="N", help="linear learning-rate warm-up iterations (default 0)")
     p.add_argument("--lr-drop", type=float, metavar="FRAC", help="fraction of the run where 'step' divides the lr by 10 (0.5)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--device", help="auto (default) | cpu | cuda | cuda:N | mps")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp16", "fp32"), help="auto: bf16 on CPUs with native bf16, fp16 on GPUs")
+    add_device_and_precision(p, None)
     p.add_argument("--ema-decay", type=float, metavar="D", help="keep an EMA of the generator (e.g. 0.999); 0 = off")
     p.add_argument("--sync-bn", action="store_true", default=None, help="SyncBatchNorm across torchrun processes")
     p.add_argument("--workers", type=int, metavar="N", help="DataLoader worker processes (default 0)")
@@ -76,52 +75,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Options from a TOML or YAML file, as a flat dict of TrainConfig field names."""
-    text = path.read_text()
-    if path.suffix == ".toml":
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            import tomli as tomllib
-        data = tomllib.loads(text)
-    elif path.suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ModuleNotFoundError:
-            raise ValueError(f"{path}: YAML configs need PyYAML (pip install pyyaml); TOML works out of the box") from None
-        data = yaml.safe_load(text) or {}
-    else:
-        raise ValueError(f"{path}: config must be .toml, .yaml or .yml")
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a table of options at the top level")
-    return {k.replace("-", "_"): v for k, v in data.items()}
-
-
 def run(args: argparse.Namespace) -> int:
     from ..training.config import TrainConfig
 
     overrides = {k: v for k, v in vars(args).items()
                  if k not in ("config", "resume", "func", "command") and v is not None}
     try:
-        from_file = read_config_file(args.config) if args.config else {}
-        run_dir = Path(overrides.get("out") or from_file.get("out") or TrainConfig.out)
-        saved = run_dir / "config.json"
-        # --resume starts from the run's own resolved config; the file and flags still override it.
-        options = json.loads(saved.read_text()) if args.resume and saved.is_file() else {}
-        options |= from_file | overrides
-        if options.get("phase") == "srgan":  # the paper's phase-2 defaults
-            options.setdefault("content_loss", "vgg54")
-            options.setdefault("lr_schedule", "step")
-        cfg = TrainConfig.from_dict(options)
+        cfg = TrainConfig.from_file(args.config, resume=args.resume, **overrides)
         if not cfg.train_dirs:
             raise ValueError("no training data: give --train-dir DIR or train_dirs in the config")
     except (OSError, ValueError, TypeError) as exc:
-        print(f"srgan train: error: {exc}", file=sys.stderr)
+        error("train", exc)
         return 2
+    run_dir = Path(cfg.out)
     if not args.resume and (run_dir / "checkpoint.pt").exists():
-        print(f"srgan train: error: {run_dir} already holds a run; pass --resume to continue it "
-              "or choose another --out", file=sys.stderr)
+        error("train", f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
         return 2
 
     from ..losses import VGGWeightsError
@@ -130,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         out = train(cfg)
     except (VGGWeightsError, FileNotFoundError, ValueError) as exc:
-        print(f"srgan train: error: {exc}", file=sys.stderr)
+        error("train", exc)
         return 1
     except TrainingStopped as exc:
         print(f"srgan train: {exc}", file=sys.stderr)

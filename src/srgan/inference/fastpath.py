@@ -10,13 +10,14 @@ computing exactly what `gen.eval()(x)` computes (up to float rounding), restruct
   approximation: every output pixel sums the same products. For SRResNet x4 the tail becomes a
   256 -> 12, 5x5 conv at 2x resolution (1.23x the multiply-adds, but in a shape oneDNN/cuDNN run
   far better than 64 -> 3 at 4x), and the 64-channel full-resolution tensor is never built.
-  Measured (docs/performance.md): the tail ~3x faster, the whole forward ~1.5-1.7x faster in bf16.
+  (The measured gains are in docs/performance.md.)
 * The PReLU after the last upsampling conv runs in place (leaky_relu_ when it has a single
-  slope, as SRResNet's do), so the largest activation is not duplicated: peak memory per LR
-  pixel drops from 4.3 to 2.5 KB in bf16, which allows larger tiles for the same budget.
+  slope, as SRResNet's do), so the largest activation is not duplicated, which allows larger
+  tiles for the same memory budget.
 
-Tried and not kept (no measurable gain, docs/performance.md): folding BatchNorm into the convs,
-torch.inference_mode instead of torch.no_grad.
+BatchNorms stay separate modules here: on this path (tiles, GPUs) folding them into the convs
+measured no gain (docs/performance.md). The CPU's row streaming (`streaming.py`) does fold them,
+since there each pass it saves is a pass over every band.
 
 Weights are snapshotted at build time: rebuild after the generator's weights change (the
 engine builds one per `upscale_array` call, which costs a few milliseconds).

@@ -33,6 +33,7 @@ from torch import nn
 
 from ..models import Generator
 from ..models.srresnet import polyphase_weight, single_slope
+from .tiling import Tile, plan_tiles
 
 # LR pixels per band: 8k keeps one 64-channel bf16 band at 1 MB, about one core's L2, and at
 # least MIN_BAND rows so the k - 1 rows of each line buffer stay a small part of the work (the
@@ -235,13 +236,10 @@ def _network(gen: Generator, dtype: torch.dtype) -> _Chain:
     return _Chain(stages)
 
 
-def _strips(width: int, radius: int) -> list[tuple[int, int, int, int]]:
-    """(x0, x1, px0, px1): core columns and padded columns of each vertical strip."""
-    if width <= MAX_STRIP:
-        return [(0, width, 0, width)]
-    n = -(-width // (MAX_STRIP - 2 * radius))
-    edges = np.linspace(0, width, n + 1).round().astype(int)
-    return [(int(a), int(b), max(0, int(a) - radius), min(width, int(b) + radius)) for a, b in zip(edges, edges[1:])]
+def _strips(width: int, radius: int) -> list[Tile]:
+    """The vertical strips an image is streamed in (tiling.plan_tiles over one row of pixels):
+    the whole width up to MAX_STRIP, else strips of at most MAX_STRIP padded columns."""
+    return plan_tiles(1, width, width if width <= MAX_STRIP else MAX_STRIP - 2 * radius, radius)
 
 
 def stream_rows(gen: Generator, image: np.ndarray, dtype: torch.dtype,
@@ -265,7 +263,8 @@ def stream_rows(gen: Generator, image: np.ndarray, dtype: torch.dtype,
             memory_format=torch.channels_last)
 
     with torch.no_grad():
-        for x0, x1, px0, px1 in _strips(w, gen.config.receptive_radius):
+        for strip in _strips(w, gen.config.receptive_radius):
+            x0, x1, px0, px1 = strip.x0, strip.x1, strip.px0, strip.px1
             net = _network(gen, dtype)
             crop = slice((x0 - px0) * s, (x1 - px0) * s)
             band = max(MIN_BAND, (band_pixels or BAND_PIXELS) // (px1 - px0))

@@ -20,6 +20,32 @@ GAN_LOSSES = ("vanilla", "ragan")
 GAN_ORDERS = ("d_first", "g_first")
 DEGRADATIONS = ("bicubic", "realesrgan")
 MOMENT_PRECISIONS = ("fp32", "bf16", "compact", "tiny")
+# The paper's choices that differ by phase, taken wherever a config leaves the field at None.
+PHASE_DEFAULTS = {"srresnet": {"content_loss": "mse", "lr_schedule": "constant"},
+                  "srgan": {"content_loss": "vgg54", "lr_schedule": "step"}}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Options from a TOML or YAML file, as a flat dict of TrainConfig field names."""
+    text = path.read_text()
+    if path.suffix == ".toml":
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            import tomli as tomllib
+        data = tomllib.loads(text)
+    elif path.suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ModuleNotFoundError:
+            raise ValueError(f"{path}: YAML configs need PyYAML (pip install pyyaml); TOML works out of the box") from None
+        data = yaml.safe_load(text) or {}
+    else:
+        raise ValueError(f"{path}: config must be .toml, .yaml or .yml")
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a table of options at the top level")
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -39,10 +65,10 @@ class TrainConfig:
     batch_size: int = 16
     patch_size: int = 96
     lr: float = 1e-4
-    lr_schedule: str = "constant"  # constant | step (x0.1 at lr_drop) | cosine (to lr * 0.01)
+    lr_schedule: str | None = None  # constant (srresnet) | step (srgan; x0.1 at lr_drop) | cosine (to lr * 0.01)
     lr_drop: float = 0.5  # fraction of the run at which "step" divides the lr by 10
     warmup: int = 0  # linear warm-up iterations
-    content_loss: str = "mse"  # phase srresnet: mse | l1; phase srgan: vgg54 | vgg22 | mse
+    content_loss: str | None = None  # phase srresnet: mse (default) | l1; phase srgan: vgg54 (default) | vgg22 | mse
     adv_weight: float = 1e-3
     # MSE between SR and HR average-pooled by the scale (their low frequencies), times this weight.
     # 0 = the paper's loss. VGG54 features barely see a global colour cast, and a short GAN run
@@ -94,6 +120,9 @@ class TrainConfig:
                 raise ValueError(msg)
 
         need(self.phase in PHASES, f"phase must be one of {PHASES}, got {self.phase!r}")
+        for name, value in PHASE_DEFAULTS[self.phase].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)  # frozen, but still being built
         need(self.content_loss in CONTENT_LOSSES, f"content_loss must be one of {CONTENT_LOSSES}, got {self.content_loss!r}")
         need(self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         need(self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {SCHEDULES}, got {self.lr_schedule!r}")
@@ -149,6 +178,19 @@ class TrainConfig:
                 dirs = data[key]
                 data[key] = tuple([dirs] if isinstance(dirs, str) else dirs)
         return cls(**data)
+
+    @classmethod
+    def from_file(cls, path: Path | None = None, resume: bool = False, **overrides: Any) -> TrainConfig:
+        """Options from a TOML or YAML file (none without `path`), with `overrides` on top.
+
+        With `resume`, both go on top of the run's own config.json (in the `out` they name), so a
+        resumed run keeps the options it was started with unless told otherwise.
+        """
+        options = (read_config_file(Path(path)) if path else {}) | overrides
+        saved = Path(options.get("out") or cls.out) / "config.json"
+        if resume and saved.is_file():
+            options = json.loads(saved.read_text()) | options
+        return cls.from_dict(options)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
