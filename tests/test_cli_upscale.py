@@ -115,7 +115,7 @@ def test_the_command_exits_fast_with_its_outputs_and_exit_codes_intact(batch, tm
     ok = subprocess.run([sys.executable, "-m", "srgan", "upscale", str(batch), "-o", str(out), "-m", str(tiny_weights)],
                         capture_output=True, text=True)
     assert ok.returncode == 1, ok.stderr  # the batch holds a corrupt file: named, the rest written
-    assert "broken" in ok.stderr and "image(s) written" in ok.stdout
+    assert "broken" in ok.stderr and "file(s) written" in ok.stdout
     written = sorted(out.glob("*_x4.png"))
     assert written and all(Image.open(f).size[0] > 0 for f in written)
     usage = subprocess.run([sys.executable, "-m", "srgan", "upscale", str(batch), "-o", str(out), "--tile", "-1"],

@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_model": "srgan.inference", "upscale": "srgan.inference", "upscale_array": "srgan.inference",
     "Discriminator": "srgan.models", "Generator": "srgan.models", "GeneratorConfig": "srgan.models",
-    "SRModel": "srgan.models",
+    "SRModel": "srgan.models", "upscale_video": "srgan.video",
 }
 
 __all__ = [*sorted(_LAZY), "__version__"]

@@ -29,6 +29,9 @@ DEFAULT_MAX_PIXELS = 4096 * 4096
 
 # Files read as images (folders, globs, training and benchmark sets) and written as outputs.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+# Video files a folder scan offers to srgan.video (which then probes each: a suffix alone decides nothing).
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".m2ts",
+                            ".mts", ".wmv", ".flv", ".3gp", ".ogv"})
 # Output formats by extension (`srgan upscale --ext`); an input whose format cannot be written comes out as PNG.
 OUTPUT_EXTS = ("png", "jpg", "webp", "tif", "bmp")
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..images import IMAGE_SUFFIXES
-from . import upscale_ray
+from ..images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from . import upscale_ray, upscale_video
 from .options import add_device_and_precision, error
 
-HELP = "upscale images with a bundled or custom model"
+HELP = "upscale images and videos with a bundled or custom model"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=HELP + ". Exit codes: 0 all done, 1 some inputs failed (each named on stderr), "
                            "2 usage error, 130 interrupted.",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files, folders or glob patterns")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output folder (created if missing), or a file name when there is one input")
     p.add_argument("-m", "--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
@@ -56,19 +56,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"refuse inputs with more pixels (default {DEFAULT_MAX_PIXELS:,} = 4096x4096, "
                         "whose 4x output is 0.8 GB in 8-bit RGB)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes; errors only")
+    upscale_video.add_arguments(p)
     upscale_ray.add_arguments(p)
     p.set_defaults(func=run)
 
 
 def collect_inputs(items: list[str], recursive: bool) -> tuple[list[Path], list[str]]:
-    """Expand files, folders and globs into image paths (stable order, no duplicates), plus errors."""
+    """Expand files, folders and globs into image and video paths (stable order, no duplicates), plus errors."""
     files: list[Path] = []
     errors: list[str] = []
     for item in items:
         path = Path(item)
         if path.is_dir():
             found = path.rglob("*") if recursive else path.glob("*")
-            files.extend(sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+            files.extend(sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES))
         elif path.exists() or os.path.lexists(path):
             files.append(path)
         elif glob.has_magic(item):
@@ -108,16 +109,24 @@ def run(args: argparse.Namespace) -> int:
         err(f"--outscale must be in (0, 16], got {args.outscale}")
         return 2
     files, missing = collect_inputs(args.inputs, args.recursive)
+    videos = [f for f in files if upscale_video.is_video_input(f)]
+    files = [f for f in files if f not in videos]
     out = Path(args.output)
-    single_file = out.suffix.lower() in WRITE_FORMATS and not out.is_dir()
-    if single_file and len(files) + len(missing) > 1:
-        err(f"-o {out} is a file name but there are {len(files) + len(missing)} inputs; give a folder")
+    single_file = out.suffix.lower() in (*WRITE_FORMATS, *upscale_video.CONTAINER_SUFFIXES) and not out.is_dir()
+    if videos and args.ray is not None:
+        err("--ray takes images only so far; run videos without --ray")
+        return 2
+    if single_file and (out.suffix.lower() in upscale_video.CONTAINER_SUFFIXES) != bool(videos):
+        err(f"-o {out}: an image needs an image file name and a video a video file name (or give a folder)")
+        return 2
+    if single_file and len(files) + len(videos) + len(missing) > 1:
+        err(f"-o {out} is a file name but there are {len(files) + len(videos) + len(missing)} inputs; give a folder")
         return 2
     if not single_file and not out.is_dir() and out.suffix.lower() in IMAGE_SUFFIXES:  # e.g. -o x.gif
         err(f"-o {out}: cannot write {out.suffix} files")
         return 2
-    if not files and not missing:
-        err("no input images found" + ("" if args.recursive else " (use -r to search sub-folders)"))
+    if not files and not videos and not missing:
+        err("no input images or videos found" + ("" if args.recursive else " (use -r to search sub-folders)"))
         return 2
     problem = _check_writable(out.parent if single_file else out)
     if problem:
@@ -150,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.ray is not None:
             return upscale_ray.run_on_ray(args, files, missing, job)
+        v_written, v_skipped, v_failed = upscale_video.upscale_videos(args, videos, model, out, single_file, suffix)
+        written, skipped, failed = written + v_written, skipped + v_skipped, failed + v_failed
         for src in tqdm(files, desc="images", unit="img", disable=args.quiet or len(files) < 2):
             result = upscale_file(src, model, job, progress=not args.quiet)
             if result.status == "failed":
@@ -169,6 +180,6 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
     if not args.quiet:
         where = out if not single_file else out.parent
-        print(f"{written} image(s) written to {where}" + (f", {skipped} skipped" if skipped else "")
+        print(f"{written} file(s) written to {where}" + (f", {skipped} skipped" if skipped else "")
               + (f", {failed} failed" if failed else ""))
     return 1 if failed else 0

@@ -1,0 +1,287 @@
+"""Upscale a video: decode, the engine frame by frame, encode; every other stream copied as it is.
+
+PyAV's own model of a file is followed throughout: the demuxer's packets are read in file order;
+the video stream's packets are decoded, each frame is converted to RGB with the stream's colour
+(`colour.py`), upscaled by the same engine as photos, converted back and encoded with the
+*source frame's* pts in the source stream's time base, so variable frame rates, edit lists and
+non-zero start times survive and no frame is dropped or repeated. Packets of the other streams
+(audio, subtitles, data) go to the muxer untouched, with their own time bases. Memory holds a
+few frames whatever the length: one decoded frame, its upscaled copy and the encoder's look-ahead.
+
+The output is written to a temporary file beside the destination and renamed into place when
+complete (`srgan.files.atomic_write`): an error or Ctrl-C leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from PIL import Image
+
+from ..files import atomic_write, first_line
+from ..images import resize
+from ..inference.api import load_model
+from ..inference.engine import upscale_array
+from ..inference.fastpath import as_sr_model
+from ..models import Generator
+from ..models.descriptor import SRModel
+from ..registry import DEFAULT_MODEL
+from .colour import Colour, ColourError, from_rgb, stream_colour, to_rgb
+
+# Output containers by file suffix, and the video codec each gets by default.
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm"}
+DEFAULT_CODECS = {"webm": "libvpx-vp9"}  # libx264 everywhere else
+CODECS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "ffv1")
+# x264/x265's CRF where the output looks like the upscaled frames at normal viewing (a visually
+# lossless setting for x264; x265's scale is about 5 higher for the same quality).
+DEFAULT_CRF = {"libx264": 18, "libx265": 22, "libsvtav1": 28, "libvpx-vp9": 28}
+
+
+class VideoError(ValueError):
+    """A video that cannot be upscaled; str() is one line naming the file and the reason."""
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """Encoder settings; None takes the default for the container and codec (see the constants above)."""
+
+    codec: str | None = None
+    crf: int | None = None
+    preset: str | None = None
+    pix_fmt: str | None = None  # default: the source's chroma layout and bit depth, when the codec has it
+
+
+@dataclass
+class VideoSummary:
+    """What `upscale_video` did."""
+
+    src: Path
+    dst: Path
+    frames: int
+    seconds: float
+    size: tuple[int, int]  # output (width, height)
+    codec: str
+    pix_fmt: str
+    colour: str
+    notes: list[str] = field(default_factory=list)
+
+
+Progress = Callable[[int, int | None], None]  # (frames done, total or None when unknown)
+
+
+def is_video(path: str | Path) -> bool:
+    """Whether `path` is a file with a video stream that is not a still image (probed, not by suffix)."""
+    try:
+        with av.open(str(path)) as container:
+            # Pillow-readable stills open as one-frame "videos" through FFmpeg's image demuxers.
+            return bool(container.streams.video) and not container.format.name.endswith(("_pipe", "image2"))
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError):
+        return False
+
+
+def _even(n: int) -> int:
+    return n + n % 2
+
+
+def _output_pix_fmt(codec: av.codec.Codec, colour: Colour, source: str, wanted: str | None) -> str:
+    """The source's chroma layout at its bit depth where the codec has it, else 4:2:0 of that depth."""
+    have = {f.name for f in codec.video_formats or ()}
+    if wanted is not None:
+        if have and wanted not in have:
+            raise VideoError(f"--pix-fmt {wanted}: {codec.name} does not encode it (it takes {', '.join(sorted(have))})")
+        return wanted
+    layout = source.replace("yuvj", "yuv")
+    deep = "10le" if colour.bits > 8 else ""
+    for name in (layout if (colour.bits > 8) == ("10" in layout or "12" in layout) else "", f"yuv420p{deep}", "yuv420p"):
+        if name and (not have or name in have):
+            return name
+    return sorted(have)[0]
+
+
+def upscale_video(
+    src: str | os.PathLike, dst: str | os.PathLike, model: str | os.PathLike | SRModel | Generator = DEFAULT_MODEL, *,
+    outscale: float | None = None, tile: int = 0, precision: str = "auto", device: str | None = None,
+    detail: float | None = None, options: VideoOptions = VideoOptions(), progress: Progress | None = None,
+    max_pixels: int | None = None, frames: int | None = None,
+) -> VideoSummary:
+    """Upscale the video stream of `src` into `dst` (container from its suffix); other streams copied.
+
+    `model`, `outscale`, `tile`, `precision`, `device` and `detail` mean what they mean in
+    `srgan.upscale`. `progress(frames_done, total)` is called after every frame (total None
+    when the container does not say). `frames`: only the first N frames, with the other
+    streams' packets up to there (a quick look). Returns a VideoSummary. Raises VideoError (one line,
+    naming `src`) for anything that keeps the file from being done: not a video, no video
+    stream, a corrupt frame (with its time), HDR, a stream the output container cannot hold, an
+    unknown codec, frames over `max_pixels`, `dst` the same file as `src`.
+    """
+    src, dst = Path(src), Path(dst)
+    if not isinstance(model, SRModel):
+        model = as_sr_model(model) if isinstance(model, Generator) else load_model(model, device, detail)
+    if src.resolve() == dst.resolve():
+        raise VideoError(f"{src}: the output would overwrite the input")
+    fmt = CONTAINERS.get(dst.suffix.lower())
+    if fmt is None:
+        raise VideoError(f"{dst}: unknown video container {dst.suffix!r}; use one of {', '.join(CONTAINERS)}")
+    codec_name = options.codec or DEFAULT_CODECS.get(fmt, "libx264")
+    if codec_name not in av.codecs_available:
+        raise VideoError(f"--codec {codec_name}: not an encoder this FFmpeg has ({', '.join(CODECS)} are)")
+    try:
+        source = av.open(str(src))
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VideoError(f"{src}: not a readable video ({first_line(exc)})") from None
+    with source:
+        if not source.streams.video:
+            raise VideoError(f"{src}: no video stream" + (" (audio only)" if source.streams.audio else ""))
+        summary = _run(source, src, dst, fmt, codec_name, model, outscale, tile, precision, options, progress,
+                       max_pixels, frames)
+    return summary
+
+
+def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel, outscale: float | None, tile: int,
+         precision: str, options: VideoOptions, progress: Progress | None, max_pixels: int | None,
+         limit: int | None) -> VideoSummary:
+    start = time.perf_counter()
+    vin = source.streams.video[0]
+    vin.thread_type = "AUTO"
+    try:
+        colour = stream_colour(vin)
+    except ColourError as exc:
+        raise VideoError(f"{src}: {exc}") from None
+    width, height = vin.codec_context.width, vin.codec_context.height
+    if max_pixels is not None and width * height > max_pixels:
+        raise VideoError(f"{src}: frames are {width}x{height}, over the {max_pixels:,}-pixel limit (--max-pixels)")
+    scale = float(outscale or model.scale)
+    out_w, out_h = _even(round(width * scale)), _even(round(height * scale))
+    notes = [f"{src.name}: {colour.note}"] if colour.note else []
+    total = vin.frames or None
+    if total is None and vin.duration and vin.average_rate:
+        total = round(float(vin.duration * vin.time_base * vin.average_rate))
+    if limit is not None:
+        total = min(total or limit, limit)
+    pix_fmt = _output_pix_fmt(av.codec.Codec(codec_name, "w"), colour, vin.codec_context.format.name, options.pix_fmt)
+    done, last_time = 0, 0.0
+
+    def write(tmp: str) -> None:
+        nonlocal done, last_time
+        with av.open(tmp, "w", format=fmt) as sink:
+            sink.metadata.update(source.metadata)
+            copies, vout = {}, None
+            for stream in source.streams:  # in the source's order
+                if stream is vin:
+                    vout = _video_stream(sink, vin, codec_name, (out_w, out_h), pix_fmt, colour, options)
+                else:
+                    out = _copy_stream(sink, stream, src, notes)
+                    if out is not None:
+                        copies[stream] = out
+            sink.set_chapters(source.chapters())
+            for packet in source.demux():  # each stream ends with an empty packet, which drains its decoder
+                if packet.stream is vin:
+                    for frame in _decode(vin, packet, src):
+                        if done == limit:
+                            break
+                        _encode(sink, vout, frame, colour, model, (out_h, out_w), tile, precision, pix_fmt)
+                        done, last_time = done + 1, frame.time
+                        if progress is not None:
+                            progress(done, total)
+                elif packet.stream in copies and packet.dts is not None:
+                    packet.stream = copies[packet.stream]
+                    sink.mux(packet)
+                if done == limit:
+                    break
+            sink.mux(vout.encode(None))
+            if done == 0:
+                raise VideoError(f"{src}: the video stream has no frames")
+            if limit is None:
+                _check_complete(vin, done, last_time, src)
+
+    try:
+        atomic_write(dst, write)
+    except av.error.FFmpegError as exc:
+        raise VideoError(f"{src}: {first_line(exc)}") from None
+    return VideoSummary(src, dst, done, time.perf_counter() - start, (out_w, out_h), codec_name,
+                        pix_fmt, colour.describe(), notes)
+
+
+def _video_stream(sink, vin, codec_name: str, size: tuple[int, int], pix_fmt: str, colour: Colour,
+                  options: VideoOptions):
+    """The encoder's stream: the source's time base (so its pts carry over), rate, aspect and colour tags."""
+    vout = sink.add_stream(codec_name, rate=vin.average_rate or vin.guessed_rate or Fraction(25))
+    vout.width, vout.height = size
+    vout.pix_fmt = pix_fmt
+    vout.time_base = vout.codec_context.time_base = vin.time_base
+    cc = vout.codec_context
+    cc.colorspace = colour.matrix_tag if colour.matrix_tag not in (0, 2) else colour.colorspace
+    cc.color_range, cc.color_primaries, cc.color_trc = int(colour.range), colour.primaries, colour.trc
+    if vin.codec_context.sample_aspect_ratio:
+        cc.sample_aspect_ratio = vin.codec_context.sample_aspect_ratio
+    crf = options.crf if options.crf is not None else DEFAULT_CRF.get(codec_name)
+    vout.options = {k: str(v) for k, v in (("crf", crf), ("preset", options.preset)) if v is not None}
+    if codec_name == "libvpx-vp9":
+        vout.options["b"] = "0"  # constant quality: VP9 takes the crf only with a zero bitrate
+    vout.metadata.update(vin.metadata)
+    vout.disposition = vin.disposition
+    return vout
+
+
+def _copy_stream(sink, stream, src: Path, notes: list[str]):
+    """An output stream that takes `stream`'s packets as they are (None for an attachment, which is
+    written into the header, or one the container has no place for, with a note)."""
+    if stream.type == "video":  # a second video stream: another angle, a cover picture
+        raise VideoError(f"{src}: stream {stream.index} is a second video stream; only one is upscaled")
+    if stream.type == "attachment":
+        data = stream.codec_context.extradata
+        name, mime = stream.metadata.get("filename"), stream.metadata.get("mimetype", "application/octet-stream")
+        if sink.format.name == "matroska" and data and name:
+            sink.add_attachment(name, mime, bytes(data))
+        else:
+            notes.append(f"{src.name}: attachment {name or stream.index} left out ({sink.format.name} holds none)")
+        return None
+    try:
+        out = sink.add_stream_from_template(stream)
+    except (ValueError, av.error.FFmpegError) as exc:
+        raise VideoError(f"{src}: the {sink.format.name} container cannot hold its {stream.type} stream "
+                         f"{stream.index} ({stream.codec_context.name}): {first_line(exc)}; try -o NAME.mkv") from None
+    out.metadata.update(stream.metadata)
+    out.disposition = stream.disposition
+    return out
+
+
+def _check_complete(vin, frames: int, last_time: float, src: Path) -> None:
+    """A file cut short decodes without error up to its cut: compare with what its header declares
+    (the frame count, or Matroska's per-track DURATION tag) and refuse to call a part the whole."""
+    if vin.frames and frames < vin.frames:
+        raise VideoError(f"{src}: truncated or corrupt: {frames} of the {vin.frames} frames it declares")
+    tag = vin.metadata.get("DURATION") or vin.metadata.get("DURATION-eng")
+    if tag and vin.average_rate:
+        h, m, sec = tag.split(":")
+        declared = int(h) * 3600 + int(m) * 60 + float(sec)
+        if last_time + 2 / float(vin.average_rate) < declared - 0.5:
+            raise VideoError(f"{src}: truncated or corrupt: frames end at {last_time:.3f} s of the {declared:.3f} s "
+                             "it declares")
+
+
+def _decode(vin, packet, src: Path):
+    """The frames of one packet; a corrupt one names its time."""
+    try:
+        return vin.decode(packet)
+    except av.error.FFmpegError as exc:
+        at = "" if packet.pts is None else f" at {float(packet.pts * vin.time_base):.3f} s"
+        raise VideoError(f"{src}: corrupt video{at} ({first_line(exc)})") from None
+
+
+def _encode(sink, vout, frame, colour: Colour, model: SRModel, size: tuple[int, int], tile: int, precision: str,
+            pix_fmt: str) -> None:
+    if frame.pts is None:
+        raise VideoError(f"{sink.name}: a decoded frame has no time stamp")
+    sr = upscale_array(model, to_rgb(frame, colour), tile=tile, precision=precision)
+    if sr.shape[:2] != size:
+        sr = resize(sr, size, Image.Resampling.LANCZOS)
+    out = from_rgb(sr, colour, pix_fmt)
+    out.pts, out.time_base = frame.pts, frame.time_base
+    sink.mux(vout.encode(out))

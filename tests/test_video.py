@@ -1,0 +1,218 @@
+"""Videos through srgan.video and `srgan upscale`: timing, streams and colour kept; bad input named.
+
+Every clip is made here with PyAV; a nearest-neighbour x4 "model" makes the expected output exact.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+av = pytest.importorskip("av")
+
+
+from srgan.cli.main import main  # noqa: E402
+from srgan.models import Generator, GeneratorConfig, SRModel  # noqa: E402
+from srgan.video import VideoError, VideoOptions, colour_of, upscale_video  # noqa: E402
+from srgan.video.colour import from_rgb  # noqa: E402
+
+MS = Fraction(1, 1000)
+VFR_PTS = [0, 40, 80, 150, 160, 200, 330, 370, 371, 500]  # ms: irregular, as phone clips are
+
+
+def nearest_x4() -> SRModel:
+    """An identity-like x4 model: every output pixel is its input pixel."""
+    return SRModel("nearest_x4", "test", 4, 3, 3, 0, 3.0, torch.device("cpu"),
+                   lambda: lambda x: F.interpolate(x, scale_factor=4, mode="nearest"))
+
+
+def bars(h: int, w: int, bits: int = 8) -> np.ndarray:
+    """Colour bars (75% and full white, black, grey ramp steps), 8 px wide, as RGB."""
+    colours = np.array([[191, 191, 191], [191, 191, 0], [0, 191, 191], [0, 191, 0], [191, 0, 191], [191, 0, 0],
+                        [0, 0, 191], [16, 16, 16], [255, 255, 255], [0, 0, 0], [128, 64, 32], [40, 200, 120]])
+    rgb = np.repeat(colours, 8, axis=0)[np.arange(w) % (8 * len(colours))]
+    rgb = np.repeat(rgb[None], h, axis=0).astype(np.uint8)
+    return rgb if bits == 8 else rgb.astype(np.uint16) * 257
+
+
+def make_clip(path: Path, *, pts=VFR_PTS, size=(64, 48), pix_fmt="yuv420p", codec="libx264", audio=1,
+              subtitles=False, matrix=5, full=False, trc=2, frames=None, noise=True) -> Path:
+    """A clip with the given frame times (ms), audio tracks and an optional subtitle track: colour
+    bars, and every other frame noise unless `noise` is False."""
+    w, h = size
+    bits = 10 if "10" in pix_fmt else 8
+    rng = np.random.default_rng(0)
+    colour = colour_of(pix_fmt, w, h, matrix, 2 if full else 1, 2, 2, bits)  # trc only tags the stream
+    with av.open(str(path), "w") as c:
+        v = c.add_stream(codec, rate=25)
+        v.width, v.height, v.pix_fmt = w, h, pix_fmt
+        v.time_base = v.codec_context.time_base = MS
+        v.codec_context.colorspace, v.codec_context.color_range = matrix, 2 if full else 1
+        v.codec_context.color_trc = trc
+        if codec == "libx264":
+            v.options = {"qp": "0"}  # lossless, so the decoded source is what was put in
+        tracks = []
+        for i in range(audio):
+            a = c.add_stream("aac", rate=16000)
+            a.layout = "mono"
+            a.metadata["language"] = ["eng", "fra"][i % 2]
+            tracks.append(a)
+        sub = c.add_stream("ass") if subtitles else None
+        for k, t in enumerate(pts if frames is None else range(0, 40 * frames, 40)):
+            rgb = bars(h, w, bits) if k % 2 == 0 or not noise else (rng.integers(0, 256, (h, w, 3)).astype(np.uint16) *
+                                                       (257 if bits > 8 else 1)).astype(bars(1, 1, bits).dtype)
+            frame = from_rgb(rgb, colour, pix_fmt)
+            frame.pts, frame.time_base = t, MS
+            c.mux(v.encode(frame))
+        c.mux(v.encode(None))
+        for a in tracks:
+            for i in range(12):
+                af = av.AudioFrame.from_ndarray(np.full((1, 1024), 0.01 * i, np.float32), format="fltp", layout="mono")
+                af.sample_rate, af.pts = 16000, i * 1024
+                c.mux(a.encode(af))
+            c.mux(a.encode(None))
+        if sub is not None:
+            c.mux(_ass_packet(sub))
+    return path
+
+
+def _ass_packet(stream) -> av.Packet:
+    packet = av.Packet(b"0,0,Default,,0,0,0,,hello")
+    packet.stream, packet.pts, packet.dts, packet.duration = stream, 100, 100, 400
+    packet.time_base = stream.time_base
+    return packet
+
+
+def frame_times(path: Path) -> list[Fraction]:
+    """Every decoded frame's time in seconds, exactly (containers choose their own time bases)."""
+    with av.open(str(path)) as c:
+        return [f.pts * f.time_base for f in c.decode(video=0)]
+
+
+def ms(*values: int) -> list[Fraction]:
+    return [v * MS for v in values]
+
+
+def packets(path: Path, kind: str) -> list[tuple[int, int, bytes]]:
+    """(stream index, pts, payload) of every packet of one kind, in file order."""
+    with av.open(str(path)) as c:
+        return [(p.stream.index, p.pts, bytes(p)) for p in c.demux() if p.stream.type == kind and p.size]
+
+
+def planes(frame) -> list[np.ndarray]:
+    dtype = np.uint16 if frame.format.components[0].bits > 8 else np.uint8
+    return [np.frombuffer(p, dtype=dtype).reshape(p.height, -1)[:, : p.width].astype(int) for p in frame.planes]
+
+
+def test_every_frame_keeps_its_time_and_the_audio_is_untouched(tmp_path):
+    src = make_clip(tmp_path / "vfr.mkv", audio=2, subtitles=True)
+    dst = tmp_path / "out.mkv"
+    summary = upscale_video(src, dst, nearest_x4(), precision="fp32")
+    assert summary.frames == len(VFR_PTS) and summary.size == (256, 192)
+    assert frame_times(dst) == frame_times(src) == ms(*VFR_PTS)
+    assert packets(dst, "audio") == packets(src, "audio") and len(packets(src, "audio")) >= 24
+    with av.open(str(src)) as a, av.open(str(dst)) as b:
+        assert [s.type for s in b.streams] == [s.type for s in a.streams] == ["video", "audio", "audio", "subtitle"]
+        assert [s.metadata.get("language") for s in b.streams.audio] == ["eng", "fra"]
+        assert b.streams.video[0].time_base == a.streams.video[0].time_base
+    assert packets(dst, "subtitle") == packets(src, "subtitle")
+
+
+def test_progress_counts_frames_and_a_loaded_generator_works(tmp_path):
+    src = make_clip(tmp_path / "c.mp4", frames=5, audio=0)
+    seen = []
+    gen = Generator(GeneratorConfig(num_blocks=1, channels=4)).eval()
+    upscale_video(src, tmp_path / "o.mp4", gen, precision="fp32", progress=lambda d, t: seen.append(d))
+    assert seen == [1, 2, 3, 4, 5] and frame_times(tmp_path / "o.mp4") == ms(0, 40, 80, 120, 160)
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuv444p", "yuv420p10le"])
+@pytest.mark.parametrize("matrix", [5, 1, 9])  # BT.601, BT.709, BT.2020
+@pytest.mark.parametrize("full", [False, True])
+def test_colour_round_trip_with_an_identity_like_model(tmp_path, pix_fmt, matrix, full):
+    """Bars in every matrix and range, x4 by nearest neighbour, lossless: each output code value is
+    its source pixel's, within one."""
+    src = make_clip(tmp_path / "bars.mkv", frames=2, audio=0, pix_fmt=pix_fmt, matrix=matrix, full=full,
+                    size=(96, 32), noise=False)
+    dst = tmp_path / "out.mkv"
+    summary = upscale_video(src, dst, nearest_x4(), precision="fp32", options=VideoOptions(codec="ffv1"))
+    assert summary.pix_fmt == pix_fmt  # 10-bit in, 10-bit out
+    with av.open(str(src)) as a, av.open(str(dst)) as b:
+        vb = b.streams.video[0].codec_context
+        assert (int(vb.colorspace), int(vb.color_range)) == (matrix, 2 if full else 1)  # tagged as the source
+        for fa, fb in zip(a.decode(video=0), b.decode(video=0)):
+            for pa, pb in zip(planes(fa), planes(fb)):
+                assert np.abs(np.repeat(np.repeat(pa, 4, 0), 4, 1) - pb).max() <= 1
+
+
+def test_untagged_stream_gets_the_size_convention_with_a_note(tmp_path):
+    src = make_clip(tmp_path / "u.mkv", frames=2, audio=0, matrix=2)
+    summary = upscale_video(src, tmp_path / "o.mkv", nearest_x4(), precision="fp32")
+    assert summary.colour.startswith("BT.601 limited") and "assumed BT.601 (SD)" in summary.notes[0]
+
+
+def test_bad_inputs_are_one_line_errors_and_leave_nothing(tmp_path):
+    model = nearest_x4()
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    audio_only = tmp_path / "a.mka"
+    with av.open(str(audio_only), "w", format="matroska") as c:
+        a = c.add_stream("aac", rate=16000)
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        af.sample_rate, af.pts = 16000, 0
+        c.mux(a.encode(af))
+        c.mux(a.encode(None))
+    hdr = make_clip(tmp_path / "hdr.mkv", frames=1, audio=0, trc=16)
+    good = make_clip(tmp_path / "good.mkv", frames=30, audio=0)
+    truncated = tmp_path / "cut.mkv"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 3])  # decodes without an error, cut short
+    cases = [(text, "not a readable video"), (audio_only, "no video stream (audio only)"), (hdr, "HDR video (PQ"),
+             (good, "unknown video container"), (good, "--codec nope"), (good, "overwrite the input")]
+    for src, needle in cases:
+        dst = {"unknown video container": tmp_path / "o.avi", "overwrite the input": good}.get(needle, tmp_path / "o.mkv")
+        options = VideoOptions(codec="nope") if needle == "--codec nope" else VideoOptions()
+        with pytest.raises(VideoError, match=re.escape(needle)) as info:
+            upscale_video(src, dst, model, precision="fp32", options=options)
+        message = str(info.value)
+        assert "\n" not in message and (str(src) in message or str(dst) in message or "--codec" in message)
+    with pytest.raises(VideoError, match="truncated or corrupt: frames end at"):
+        upscale_video(truncated, tmp_path / "o.mkv", model, precision="fp32")
+    assert not (tmp_path / "o.mkv").exists() and not list(tmp_path.glob(".o.*"))
+
+
+def test_cli_upscales_a_folder_of_photos_and_videos(tmp_path, photo, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    make_clip(folder / "clip.mp4", frames=3)
+    Image.fromarray(photo[:16, :16]).save(folder / "still.png")
+    (folder / "clip2.mov").write_bytes((folder / "clip.mp4").read_bytes())  # a suffix that lies: probed
+    out = tmp_path / "out"
+    weights = tmp_path / "tiny.safetensors"
+    from srgan.models import save_generator
+
+    save_generator(Generator(GeneratorConfig(num_blocks=1, channels=4)).eval(), weights)
+    assert main(["upscale", str(folder), "-o", str(out), "-m", str(weights), "--fp32", "-q", "--crf", "30"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["clip2_x4.mov", "clip_x4.mp4", "still_x4.png"]
+    assert frame_times(out / "clip_x4.mp4") == ms(0, 40, 80)
+    assert main(["upscale", str(folder / "clip.mp4"), "-o", str(out), "-m", str(weights), "-q"]) == 1
+    assert "exists" in capsys.readouterr().err
+    assert main(["upscale", str(folder / "clip.mp4"), "-o", str(out), "-m", str(weights), "-q", "--skip-existing"]) == 0
+    assert main(["upscale", str(folder / "clip.mp4"), "-o", str(tmp_path / "one.mkv"), "-m", str(weights), "-q"]) == 0
+    # Matroska stores no time before zero: the source's AAC priming (audio from -64 ms) shifts every
+    # stream of the file by the same amount, so the frames keep their spacing and their sync.
+    times = frame_times(tmp_path / "one.mkv")
+    assert [t - times[0] for t in times] == ms(0, 40, 80)
+
+
+def test_frames_takes_a_quick_look_at_the_start(tmp_path):
+    src = make_clip(tmp_path / "long.mkv", frames=30)
+    summary = upscale_video(src, tmp_path / "head.mkv", nearest_x4(), precision="fp32", frames=4)
+    assert summary.frames == 4 and frame_times(tmp_path / "head.mkv") == ms(0, 40, 80, 120)
