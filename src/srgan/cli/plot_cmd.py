@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..files import atomic_write
 from .options import error
 
 HELP = "plot generator/discriminator losses, validation PSNR and LPIPS of a training run"
@@ -87,9 +88,6 @@ def run(args: argparse.Namespace) -> int:
         if ax.has_data():
             ax.legend(fontsize=8)
     fig.tight_layout()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.output.with_name(f".{args.output.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(args.output)
+    atomic_write(args.output, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     print(f"wrote {args.output}")
     return 0
