@@ -216,3 +216,27 @@ def test_frames_takes_a_quick_look_at_the_start(tmp_path):
     src = make_clip(tmp_path / "long.mkv", frames=30)
     summary = upscale_video(src, tmp_path / "head.mkv", nearest_x4(), precision="fp32", frames=4)
     assert summary.frames == 4 and frame_times(tmp_path / "head.mkv") == ms(0, 40, 80, 120)
+
+
+def test_audio_the_container_cannot_hold_is_reencoded_with_a_note(tmp_path):
+    src = tmp_path / "mp3.mp4"
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = c.add_stream("mp3", rate=44100)
+        a.layout = "stereo"
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(bars(48, 64), format="rgb24")
+            frame.pts = i
+            c.mux(v.encode(frame))
+        c.mux(v.encode(None))
+        for i in range(8):
+            af = av.AudioFrame.from_ndarray(np.zeros((2, 1152), np.float32), format="fltp", layout="stereo")
+            af.sample_rate, af.pts = 44100, i * 1152
+            c.mux(a.encode(af))
+        c.mux(a.encode(None))
+    summary = upscale_video(src, tmp_path / "o.webm", nearest_x4(), precision="fp32")
+    assert any("re-encoded as libopus: webm cannot hold it" in n for n in summary.notes)
+    with av.open(str(tmp_path / "o.webm")) as o:
+        assert [s.codec_context.name for s in o.streams] == ["vp9", "opus"]
+        assert sum(f.samples for f in o.decode(audio=0)) >= 8 * 1152 * 48000 // 44100 - 960

@@ -37,6 +37,8 @@ from .colour import Colour, ColourError, from_rgb, stream_colour, to_rgb
 # Output containers by file suffix, and the video codec each gets by default.
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm"}
 DEFAULT_CODECS = {"webm": "libvpx-vp9"}  # libx264 everywhere else
+# Audio a container cannot hold as it is (MP3 or AC-3 in WebM, Vorbis in MP4) is re-encoded to this.
+TRANSCODE_AUDIO = {"webm": "libopus", "matroska": "libopus"}  # AAC elsewhere
 CODECS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "ffv1")
 # x264/x265's CRF where the output looks like the upscaled frames at normal viewing (a visually
 # lossless setting for x264; x265's scale is about 5 higher for the same quality).
@@ -171,12 +173,12 @@ def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel
         nonlocal done, last_time
         with av.open(tmp, "w", format=fmt) as sink:
             sink.metadata.update(source.metadata)
-            copies, vout = {}, None
+            copies, vout, held = {}, None, _held_codecs(sink)
             for stream in source.streams:  # in the source's order
                 if stream is vin:
                     vout = _video_stream(sink, vin, codec_name, (out_w, out_h), pix_fmt, colour, options)
                 else:
-                    out = _copy_stream(sink, stream, src, notes)
+                    out = _copy_stream(sink, stream, src, notes, held)
                     if out is not None:
                         copies[stream] = out
             sink.set_chapters(source.chapters())
@@ -189,6 +191,8 @@ def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel
                         done, last_time = done + 1, frame.time
                         if progress is not None:
                             progress(done, total)
+                elif isinstance(copies.get(packet.stream), _Transcoder):
+                    copies[packet.stream].mux(sink, packet)
                 elif packet.stream in copies and packet.dts is not None:
                     packet.stream = copies[packet.stream]
                     sink.mux(packet)
@@ -229,9 +233,39 @@ def _video_stream(sink, vin, codec_name: str, size: tuple[int, int], pix_fmt: st
     return vout
 
 
-def _copy_stream(sink, stream, src: Path, notes: list[str]):
-    """An output stream that takes `stream`'s packets as they are (None for an attachment, which is
-    written into the header, or one the container has no place for, with a note)."""
+def _held_codecs(sink) -> set[int]:
+    """The codec ids the output container can hold."""
+    ids = set()
+    for name in sink.supported_codecs:
+        for mode in ("r", "w"):
+            try:
+                ids.add(av.codec.Codec(name, mode).id)
+                break
+            except (ValueError, av.error.FFmpegError):
+                continue
+    return ids
+
+
+@dataclass
+class _Transcoder:
+    """An audio stream the output container cannot hold as it is: decoded, resampled, re-encoded."""
+
+    out: av.audio.stream.AudioStream
+    resampler: av.AudioResampler
+
+    def mux(self, sink, packet) -> None:
+        frames = packet.decode() if packet.size else [None]  # the empty last packet: drain everything
+        for frame in frames:
+            for resampled in self.resampler.resample(frame):
+                sink.mux(self.out.encode(resampled))
+        if not packet.size:
+            sink.mux(self.out.encode(None))
+
+
+def _copy_stream(sink, stream, src: Path, notes: list[str], held: set[int]):
+    """The output for one of the other streams: a stream taking its packets as they are; for audio
+    the container cannot hold, a _Transcoder to TRANSCODE_AUDIO's codec, with a note; None for an
+    attachment (written into the header, or left out with a note)."""
     if stream.type == "video":  # a second video stream: another angle, a cover picture
         raise VideoError(f"{src}: stream {stream.index} is a second video stream; only one is upscaled")
     if stream.type == "attachment":
@@ -242,11 +276,25 @@ def _copy_stream(sink, stream, src: Path, notes: list[str]):
         else:
             notes.append(f"{src.name}: attachment {name or stream.index} left out ({sink.format.name} holds none)")
         return None
+    fmt = sink.format.name
+    if stream.type == "audio" and stream.codec_context.codec.id not in held:
+        codec = TRANSCODE_AUDIO.get(fmt, "aac")
+        out = sink.add_stream(codec, rate=48000 if codec == "libopus" else stream.rate)
+        out.layout = stream.layout.name if stream.layout.nb_channels <= 2 else "5.1"
+        out.metadata.update(stream.metadata)
+        out.disposition = stream.disposition
+        encoder_format = av.codec.Codec(codec, "w").audio_formats[0].name
+        notes.append(f"{src.name}: audio stream {stream.index} ({stream.codec_context.name}) re-encoded as {codec}: "
+                     f"{fmt} cannot hold it as it is")
+        return _Transcoder(out, av.AudioResampler(format=encoder_format, layout=out.layout, rate=out.rate))
     try:
         out = sink.add_stream_from_template(stream)
     except (ValueError, av.error.FFmpegError) as exc:
-        raise VideoError(f"{src}: the {sink.format.name} container cannot hold its {stream.type} stream "
+        raise VideoError(f"{src}: the {fmt} container cannot hold its {stream.type} stream "
                          f"{stream.index} ({stream.codec_context.name}): {first_line(exc)}; try -o NAME.mkv") from None
+    if stream.codec_context.codec.id not in held:
+        raise VideoError(f"{src}: the {fmt} container cannot hold its {stream.type} stream {stream.index} "
+                         f"({stream.codec_context.name}); try -o NAME.mkv")
     out.metadata.update(stream.metadata)
     out.disposition = stream.disposition
     return out
