@@ -240,3 +240,35 @@ def test_audio_the_container_cannot_hold_is_reencoded_with_a_note(tmp_path):
     with av.open(str(tmp_path / "o.webm")) as o:
         assert [s.codec_context.name for s in o.streams] == ["vp9", "opus"]
         assert sum(f.samples for f in o.decode(audio=0)) >= 8 * 1152 * 48000 // 44100 - 960
+
+
+def test_stable_holds_still_regions_lets_motion_through_and_is_deterministic(tmp_path):
+    """A still background with codec-like noise and a moving square: with --stable the background
+    stops changing from frame to frame, the square still moves, and two runs give the same bytes."""
+    src = tmp_path / "noisy.mkv"
+    rng = np.random.default_rng(0)
+    background = np.repeat(np.repeat(rng.integers(40, 200, (12, 16, 3)), 4, 0), 4, 1).astype(np.uint8)
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("ffv1", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv444p"
+        for k in range(6):
+            img = np.clip(background + rng.integers(-2, 3, background.shape), 0, 255).astype(np.uint8)
+            img[20:28, 4 + 8 * k : 12 + 8 * k] = 0
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = k
+            c.mux(v.encode(frame))
+        c.mux(v.encode(None))
+
+    def outputs(name: str, stable: float | None) -> list[np.ndarray]:
+        upscale_video(src, tmp_path / name, nearest_x4(), precision="fp32", stable=stable,
+                      options=VideoOptions(codec="ffv1"))
+        with av.open(str(tmp_path / name)) as c:
+            return [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+
+    plain, held, again = outputs("a.mkv", None), outputs("b.mkv", 4), outputs("c.mkv", 4)
+    still = (slice(0, 60), slice(None))  # output rows above the square's path, well clear of it
+    change = [np.abs(f[1:][k] - f[:-1][k])[still].mean() for f in (plain, held) for k in range(1, 5)]
+    assert max(change[4:]) < 0.1 * min(change[:4])  # the noise no longer shows from frame to frame
+    moving = (slice(84, 108), slice(None))
+    assert all(np.abs(held[k] - held[k - 1])[moving].max() > 100 for k in range(1, 6))  # the square moves
+    assert all(np.array_equal(a, b) for a, b in zip(held, again))

@@ -24,6 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--preset", metavar="NAME", help="encoder speed preset (x264/x265: ultrafast ... veryslow)")
     g.add_argument("--pix-fmt", metavar="FMT",
                    help="output pixel format (default: the source's chroma layout and bit depth)")
+    g.add_argument("--stable", type=float, metavar="T",
+                   help="keep the output still where the scene is: hold it where the frame is within T grey levels "
+                        "of the one shown (2-4 covers compression noise; against the GAN's shimmer on still "
+                        "backgrounds; default off)")
     g.add_argument("--frames", type=int, metavar="N", help="only the first N frames (a quick look), with the "
                                                             "audio and subtitles up to there")
 
@@ -74,7 +78,7 @@ def upscale_videos(args: argparse.Namespace, videos: list[Path], model, out: Pat
             try:
                 summary = upscale_video(src, dst, model, outscale=args.outscale, tile=args.tile,
                                         precision=args.precision, options=options, progress=progress,
-                                        max_pixels=args.max_pixels, frames=args.frames)
+                                        max_pixels=args.max_pixels, frames=args.frames, stable=args.stable)
             except VideoError as exc:
                 error("upscale", exc)
                 failed += 1

@@ -33,6 +33,7 @@ from ..models import Generator
 from ..models.descriptor import SRModel
 from ..registry import DEFAULT_MODEL
 from .colour import Colour, ColourError, from_rgb, stream_colour, to_rgb
+from .stable import Stabilizer
 
 # Output containers by file suffix, and the video codec each gets by default.
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm"}
@@ -110,14 +111,16 @@ def upscale_video(
     src: str | os.PathLike, dst: str | os.PathLike, model: str | os.PathLike | SRModel | Generator = DEFAULT_MODEL, *,
     outscale: float | None = None, tile: int = 0, precision: str = "auto", device: str | None = None,
     detail: float | None = None, options: VideoOptions = VideoOptions(), progress: Progress | None = None,
-    max_pixels: int | None = None, frames: int | None = None,
+    max_pixels: int | None = None, frames: int | None = None, stable: float | None = None,
 ) -> VideoSummary:
     """Upscale the video stream of `src` into `dst` (container from its suffix); other streams copied.
 
     `model`, `outscale`, `tile`, `precision`, `device` and `detail` mean what they mean in
     `srgan.upscale`. `progress(frames_done, total)` is called after every frame (total None
     when the container does not say). `frames`: only the first N frames, with the other
-    streams' packets up to there (a quick look). Returns a VideoSummary. Raises VideoError (one line,
+    streams' packets up to there (a quick look). `stable`: hold the output where the scene is
+    still, within this many 8-bit grey levels (`stable.py`: against the GAN's shimmer on still
+    backgrounds; 2-4 covers compression noise). Returns a VideoSummary. Raises VideoError (one line,
     naming `src`) for anything that keeps the file from being done: not a video, no video
     stream, a corrupt frame (with its time), HDR, a stream the output container cannot hold, an
     unknown codec, frames over `max_pixels`, `dst` the same file as `src`.
@@ -141,13 +144,13 @@ def upscale_video(
         if not source.streams.video:
             raise VideoError(f"{src}: no video stream" + (" (audio only)" if source.streams.audio else ""))
         summary = _run(source, src, dst, fmt, codec_name, model, outscale, tile, precision, options, progress,
-                       max_pixels, frames)
+                       max_pixels, frames, Stabilizer(stable, model.scale) if stable else None)
     return summary
 
 
 def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel, outscale: float | None, tile: int,
          precision: str, options: VideoOptions, progress: Progress | None, max_pixels: int | None,
-         limit: int | None) -> VideoSummary:
+         limit: int | None, stabilizer: Stabilizer | None) -> VideoSummary:
     start = time.perf_counter()
     vin = source.streams.video[0]
     vin.thread_type = "AUTO"
@@ -187,7 +190,8 @@ def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel
                     for frame in _decode(vin, packet, src):
                         if done == limit:
                             break
-                        _encode(sink, vout, frame, colour, model, (out_h, out_w), tile, precision, pix_fmt)
+                        _encode(sink, vout, frame, colour, model, (out_h, out_w), tile, precision, pix_fmt,
+                                stabilizer)
                         done, last_time = done + 1, frame.time
                         if progress is not None:
                             progress(done, total)
@@ -324,12 +328,15 @@ def _decode(vin, packet, src: Path):
 
 
 def _encode(sink, vout, frame, colour: Colour, model: SRModel, size: tuple[int, int], tile: int, precision: str,
-            pix_fmt: str) -> None:
+            pix_fmt: str, stabilizer: Stabilizer | None) -> None:
     if frame.pts is None:
         raise VideoError(f"{sink.name}: a decoded frame has no time stamp")
-    sr = upscale_array(model, to_rgb(frame, colour), tile=tile, precision=precision)
+    lr = to_rgb(frame, colour)
+    sr = upscale_array(model, lr, tile=tile, precision=precision)
     if sr.shape[:2] != size:
         sr = resize(sr, size, Image.Resampling.LANCZOS)
+    if stabilizer is not None:
+        sr = stabilizer(lr, sr)
     out = from_rgb(sr, colour, pix_fmt)
     out.pts, out.time_base = frame.pts, frame.time_base
     sink.mux(vout.encode(out))
