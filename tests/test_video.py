@@ -212,10 +212,18 @@ def test_cli_upscales_a_folder_of_photos_and_videos(tmp_path, photo, capsys):
     assert [t - times[0] for t in times] == ms(0, 40, 80)
 
 
-def test_frames_takes_a_quick_look_at_the_start(tmp_path):
+def test_frames_start_and_end_take_a_part_with_its_audio(tmp_path):
     src = make_clip(tmp_path / "long.mkv", frames=30)
     summary = upscale_video(src, tmp_path / "head.mkv", nearest_x4(), precision="fp32", frames=4)
     assert summary.frames == 4 and frame_times(tmp_path / "head.mkv") == ms(0, 40, 80, 120)
+    part = tmp_path / "part.mkv"
+    summary = upscale_video(src, part, nearest_x4(), precision="fp32", start=0.4, end=0.8)
+    assert summary.frames == 10 and frame_times(part) == ms(*range(0, 400, 40))  # 0.40 .. 0.76 s, from 0
+    with av.open(str(src)) as a, av.open(str(part)) as b:
+        source_audio = {(p.pts * p.time_base, bytes(p)) for p in a.demux(audio=0) if p.size}
+        kept = [(p.pts * p.time_base + Fraction(2, 5), bytes(p)) for p in b.demux(audio=0) if p.size]
+    assert kept and all(item in source_audio for item in kept)  # the same packets, shifted by 0.4 s
+    assert all(Fraction(2, 5) <= t < Fraction(4, 5) for t, _ in kept)
 
 
 def test_audio_the_container_cannot_hold_is_reencoded_with_a_note(tmp_path):

@@ -28,8 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep the output still where the scene is: hold it where the frame is within T grey levels "
                         "of the one shown (2-4 covers compression noise; against the GAN's shimmer on still "
                         "backgrounds; default off)")
-    g.add_argument("--frames", type=int, metavar="N", help="only the first N frames (a quick look), with the "
-                                                            "audio and subtitles up to there")
+    g.add_argument("--start", type=float, metavar="S", help="begin at S seconds (a quick look; the output starts at 0)")
+    g.add_argument("--end", type=float, metavar="S", help="stop before S seconds")
+    g.add_argument("--frames", type=int, metavar="N", help="at most N frames; with --start/--end the audio and "
+                                                            "subtitles of the same span are kept")
 
 
 def is_video_input(path: Path) -> bool:
@@ -78,7 +80,8 @@ def upscale_videos(args: argparse.Namespace, videos: list[Path], model, out: Pat
             try:
                 summary = upscale_video(src, dst, model, outscale=args.outscale, tile=args.tile,
                                         precision=args.precision, options=options, progress=progress,
-                                        max_pixels=args.max_pixels, frames=args.frames, stable=args.stable)
+                                        max_pixels=args.max_pixels, frames=args.frames, start=args.start,
+                                        end=args.end, stable=args.stable)
             except VideoError as exc:
                 error("upscale", exc)
                 failed += 1

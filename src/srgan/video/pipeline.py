@@ -111,14 +111,16 @@ def upscale_video(
     src: str | os.PathLike, dst: str | os.PathLike, model: str | os.PathLike | SRModel | Generator = DEFAULT_MODEL, *,
     outscale: float | None = None, tile: int = 0, precision: str = "auto", device: str | None = None,
     detail: float | None = None, options: VideoOptions = VideoOptions(), progress: Progress | None = None,
-    max_pixels: int | None = None, frames: int | None = None, stable: float | None = None,
+    max_pixels: int | None = None, frames: int | None = None, start: float | None = None,
+    end: float | None = None, stable: float | None = None,
 ) -> VideoSummary:
     """Upscale the video stream of `src` into `dst` (container from its suffix); other streams copied.
 
     `model`, `outscale`, `tile`, `precision`, `device` and `detail` mean what they mean in
     `srgan.upscale`. `progress(frames_done, total)` is called after every frame (total None
-    when the container does not say). `frames`: only the first N frames, with the other
-    streams' packets up to there (a quick look). `stable`: hold the output where the scene is
+    when the container does not say). A quick look: `start` / `end` (seconds) and `frames` (at
+    most N frames) take a part, with the other streams' packets of the same span, every stream
+    shifted so that the part starts at `start` = 0. `stable`: hold the output where the scene is
     still, within this many 8-bit grey levels (`stable.py`: against the GAN's shimmer on still
     backgrounds; 2-4 covers compression noise). Returns a VideoSummary. Raises VideoError (one line,
     naming `src`) for anything that keeps the file from being done: not a video, no video
@@ -143,14 +145,15 @@ def upscale_video(
     with source:
         if not source.streams.video:
             raise VideoError(f"{src}: no video stream" + (" (audio only)" if source.streams.audio else ""))
+        span = Span(start, end, frames)
         summary = _run(source, src, dst, fmt, codec_name, model, outscale, tile, precision, options, progress,
-                       max_pixels, frames, Stabilizer(stable, model.scale) if stable else None)
+                       max_pixels, span, Stabilizer(stable, model.scale) if stable else None)
     return summary
 
 
 def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel, outscale: float | None, tile: int,
          precision: str, options: VideoOptions, progress: Progress | None, max_pixels: int | None,
-         limit: int | None, stabilizer: Stabilizer | None) -> VideoSummary:
+         span: Span, stabilizer: Stabilizer | None) -> VideoSummary:
     start = time.perf_counter()
     vin = source.streams.video[0]
     vin.thread_type = "AUTO"
@@ -167,8 +170,11 @@ def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel
     total = vin.frames or None
     if total is None and vin.duration and vin.average_rate:
         total = round(float(vin.duration * vin.time_base * vin.average_rate))
-    if limit is not None:
-        total = min(total or limit, limit)
+    if span.start is not None or span.end is not None:
+        length = (span.end or float("inf")) - (span.start or 0.0)
+        total = min(total, round(length * float(vin.average_rate))) if total and vin.average_rate else None
+    if span.frames is not None:
+        total = min(total or span.frames, span.frames)
     pix_fmt = _output_pix_fmt(av.codec.Codec(codec_name, "w"), colour, vin.codec_context.format.name, options.pix_fmt)
     done, last_time = 0, 0.0
 
@@ -185,27 +191,38 @@ def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel
                     if out is not None:
                         copies[stream] = out
             sink.set_chapters(source.chapters())
+            offset = span.start or 0.0  # seconds: the part starts at 0 in the output
+            if span.start:
+                source.seek(int(span.start / vin.time_base), stream=vin)  # the keyframe before it
             for packet in source.demux():  # each stream ends with an empty packet, which drains its decoder
                 if packet.stream is vin:
                     for frame in _decode(vin, packet, src):
-                        if done == limit:
-                            break
-                        _encode(sink, vout, frame, colour, model, (out_h, out_w), tile, precision, pix_fmt,
+                        if not span.takes(frame.time):
+                            continue
+                        pts = frame.pts - round(offset / frame.time_base)
+                        _encode(sink, vout, frame, pts, colour, model, (out_h, out_w), tile, precision, pix_fmt,
                                 stabilizer)
                         done, last_time = done + 1, frame.time
                         if progress is not None:
                             progress(done, total)
-                elif isinstance(copies.get(packet.stream), _Transcoder):
-                    copies[packet.stream].mux(sink, packet)
-                elif packet.stream in copies and packet.dts is not None:
-                    packet.stream = copies[packet.stream]
-                    sink.mux(packet)
-                if done == limit:
+                        if span.done(done, frame.time):
+                            break
+                elif packet.stream in copies and (not packet.size or _shift(packet, offset, span)):
+                    out = copies[packet.stream]
+                    if isinstance(out, _Transcoder):
+                        out.mux(sink, packet)
+                    elif packet.size:
+                        packet.stream = out
+                        sink.mux(packet)
+                if done and span.done(done, last_time):
                     break
+            for out in copies.values():  # a part ends before the streams do: drain what is re-encoded
+                if isinstance(out, _Transcoder) and not span.whole:
+                    out.flush(sink)
             sink.mux(vout.encode(None))
             if done == 0:
-                raise VideoError(f"{src}: the video stream has no frames")
-            if limit is None:
+                raise VideoError(f"{src}: the video stream has no frames" + ("" if span.whole else " in that span"))
+            if span.whole:
                 _check_complete(vin, done, last_time, src)
 
     try:
@@ -237,6 +254,43 @@ def _video_stream(sink, vin, codec_name: str, size: tuple[int, int], pix_fmt: st
     return vout
 
 
+@dataclass(frozen=True)
+class Span:
+    """The part of a video to upscale: from `start` to `end` seconds, at most `frames` frames."""
+
+    start: float | None = None
+    end: float | None = None
+    frames: int | None = None
+
+    @property
+    def whole(self) -> bool:
+        return self.start is None and self.end is None and self.frames is None
+
+    def takes(self, t: float) -> bool:
+        return (self.start is None or t >= self.start - 1e-9) and (self.end is None or t < self.end)
+
+    def done(self, frames: int, t: float) -> bool:
+        """After a frame at `t`: nothing more to take."""
+        return (self.frames is not None and frames >= self.frames) or (self.end is not None and t >= self.end)
+
+
+def _shift(packet, offset: float, span: Span) -> bool:
+    """Move a copied packet by -offset seconds; False for one outside the span (dropped)."""
+    ts = packet.pts if packet.pts is not None else packet.dts
+    if ts is None:
+        return False
+    if span.whole:
+        return True
+    if not span.takes(float(ts * packet.time_base)):
+        return False
+    shift = round(offset / packet.time_base)
+    if packet.pts is not None:
+        packet.pts -= shift
+    if packet.dts is not None:
+        packet.dts -= shift
+    return True
+
+
 def _held_codecs(sink) -> set[int]:
     """The codec ids the output container can hold."""
     ids = set()
@@ -256,14 +310,22 @@ class _Transcoder:
 
     out: av.audio.stream.AudioStream
     resampler: av.AudioResampler
+    drained: bool = False
 
     def mux(self, sink, packet) -> None:
-        frames = packet.decode() if packet.size else [None]  # the empty last packet: drain everything
-        for frame in frames:
+        if not packet.size:  # the stream's empty last packet
+            self.flush(sink)
+            return
+        for frame in packet.decode():
             for resampled in self.resampler.resample(frame):
                 sink.mux(self.out.encode(resampled))
-        if not packet.size:
+
+    def flush(self, sink) -> None:
+        if not self.drained:
+            for resampled in self.resampler.resample(None):
+                sink.mux(self.out.encode(resampled))
             sink.mux(self.out.encode(None))
+            self.drained = True
 
 
 def _copy_stream(sink, stream, src: Path, notes: list[str], held: set[int]):
@@ -327,8 +389,8 @@ def _decode(vin, packet, src: Path):
         raise VideoError(f"{src}: corrupt video{at} ({first_line(exc)})") from None
 
 
-def _encode(sink, vout, frame, colour: Colour, model: SRModel, size: tuple[int, int], tile: int, precision: str,
-            pix_fmt: str, stabilizer: Stabilizer | None) -> None:
+def _encode(sink, vout, frame, pts: int, colour: Colour, model: SRModel, size: tuple[int, int], tile: int,
+            precision: str, pix_fmt: str, stabilizer: Stabilizer | None) -> None:
     if frame.pts is None:
         raise VideoError(f"{sink.name}: a decoded frame has no time stamp")
     lr = to_rgb(frame, colour)
@@ -338,5 +400,5 @@ def _encode(sink, vout, frame, colour: Colour, model: SRModel, size: tuple[int, 
     if stabilizer is not None:
         sr = stabilizer(lr, sr)
     out = from_rgb(sr, colour, pix_fmt)
-    out.pts, out.time_base = frame.pts, frame.time_base
+    out.pts, out.time_base = pts, frame.time_base
     sink.mux(vout.encode(out))
