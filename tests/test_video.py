@@ -42,7 +42,7 @@ def bars(h: int, w: int, bits: int = 8) -> np.ndarray:
 
 
 def make_clip(path: Path, *, pts=VFR_PTS, size=(64, 48), pix_fmt="yuv420p", codec="libx264", audio=1,
-              subtitles=False, matrix=5, full=False, trc=2, frames=None, noise=True) -> Path:
+              subtitles=False, matrix=5, full=False, trc=2, frames=None, noise=True, keyint=None) -> Path:
     """A clip with the given frame times (ms), audio tracks and an optional subtitle track: colour
     bars, and every other frame noise unless `noise` is False."""
     w, h = size
@@ -56,7 +56,7 @@ def make_clip(path: Path, *, pts=VFR_PTS, size=(64, 48), pix_fmt="yuv420p", code
         v.codec_context.colorspace, v.codec_context.color_range = matrix, 2 if full else 1
         v.codec_context.color_trc = trc
         if codec == "libx264":
-            v.options = {"qp": "0"}  # lossless, so the decoded source is what was put in
+            v.options = {"qp": "0", **({"g": str(keyint)} if keyint else {})}  # lossless: decoded = put in
         tracks = []
         for i in range(audio):
             a = c.add_stream("aac", rate=16000)
@@ -280,3 +280,38 @@ def test_stable_holds_still_regions_lets_motion_through_and_is_deterministic(tmp
     moving = (slice(84, 108), slice(None))
     assert all(np.abs(held[k] - held[k - 1])[moving].max() > 100 for k in range(1, 6))  # the square moves
     assert all(np.array_equal(a, b) for a, b in zip(held, again))
+
+
+def test_an_interrupted_run_resumes_at_the_first_unfinished_segment_with_the_same_frames(tmp_path, monkeypatch):
+    from srgan.video import pipeline
+
+    monkeypatch.setattr(pipeline, "SEGMENT_SECONDS", 0.2)  # keyframes every 5 frames of 40 ms: 6 segments
+    src = make_clip(tmp_path / "long.mkv", frames=30, keyint=5, audio=1)
+    whole = tmp_path / "whole.mkv"
+    upscale_video(src, whole, nearest_x4(), precision="fp32")
+    calls, interrupted = [], []
+    encode = pipeline._encode
+
+    def dies_at_12(*a, **k):
+        calls.append(1)
+        if len(calls) == 12 and not interrupted:
+            interrupted.append(1)
+            raise KeyboardInterrupt  # Ctrl-C in the third segment
+        return encode(*a, **k)
+
+    monkeypatch.setattr(pipeline, "_encode", dies_at_12)
+    out = tmp_path / "out.mkv"
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(src, out, nearest_x4(), precision="fp32")
+    parts = tmp_path / ".out.mkv.parts"
+    assert not out.exists() and sorted(p.name for p in parts.glob("segment_*")) == ["segment_00000.nut",
+                                                                                  "segment_00001.nut"]
+    calls.clear()
+    summary = upscale_video(src, out, nearest_x4(), precision="fp32", resume=True)
+    assert len(calls) == 20 and summary.frames == 30  # the two finished segments were not redone
+    assert not parts.exists()
+    assert frame_times(out) == frame_times(whole) == ms(*range(0, 1200, 40))
+    with av.open(str(out)) as a, av.open(str(whole)) as b:
+        for fa, fb in zip(a.decode(video=0), b.decode(video=0), strict=True):
+            assert np.array_equal(fa.to_ndarray(), fb.to_ndarray())
+    assert packets(out, "audio") == packets(whole, "audio") == packets(src, "audio")

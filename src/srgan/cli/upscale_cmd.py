@@ -174,7 +174,8 @@ def run(args: argparse.Namespace) -> int:
                     for note in result.notes:
                         tqdm.write(f"{src}: note: {note}", file=sys.stderr)
     except KeyboardInterrupt:
-        err(f"interrupted; {written} finished output(s) kept, none partial (rerun with --skip-existing to resume)")
+        err(f"interrupted; {written} finished output(s) kept, none partial, and a video's finished segments "
+            "(rerun with --skip-existing to resume)")
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)

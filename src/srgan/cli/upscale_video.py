@@ -81,7 +81,7 @@ def upscale_videos(args: argparse.Namespace, videos: list[Path], model, out: Pat
                 summary = upscale_video(src, dst, model, outscale=args.outscale, tile=args.tile,
                                         precision=args.precision, options=options, progress=progress,
                                         max_pixels=args.max_pixels, frames=args.frames, start=args.start,
-                                        end=args.end, stable=args.stable)
+                                        end=args.end, stable=args.stable, resume=args.skip_existing)
             except VideoError as exc:
                 error("upscale", exc)
                 failed += 1

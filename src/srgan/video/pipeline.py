@@ -14,6 +14,8 @@ complete (`srgan.files.atomic_write`): an error or Ctrl-C leaves no partial file
 
 from __future__ import annotations
 
+import contextlib
+import heapq
 import os
 import time
 from collections.abc import Callable
@@ -33,6 +35,7 @@ from ..models import Generator
 from ..models.descriptor import SRModel
 from ..registry import DEFAULT_MODEL
 from .colour import Colour, ColourError, from_rgb, stream_colour, to_rgb
+from .segments import SEGMENT_SECONDS, Parts, Segment, overlaps, plan_segments
 from .stable import Stabilizer
 
 # Output containers by file suffix, and the video codec each gets by default.
@@ -112,7 +115,7 @@ def upscale_video(
     outscale: float | None = None, tile: int = 0, precision: str = "auto", device: str | None = None,
     detail: float | None = None, options: VideoOptions = VideoOptions(), progress: Progress | None = None,
     max_pixels: int | None = None, frames: int | None = None, start: float | None = None,
-    end: float | None = None, stable: float | None = None,
+    end: float | None = None, stable: float | None = None, resume: bool = False,
 ) -> VideoSummary:
     """Upscale the video stream of `src` into `dst` (container from its suffix); other streams copied.
 
@@ -122,7 +125,11 @@ def upscale_video(
     most N frames) take a part, with the other streams' packets of the same span, every stream
     shifted so that the part starts at `start` = 0. `stable`: hold the output where the scene is
     still, within this many 8-bit grey levels (`stable.py`: against the GAN's shimmer on still
-    backgrounds; 2-4 covers compression noise). Returns a VideoSummary. Raises VideoError (one line,
+    backgrounds; 2-4 covers compression noise). The work is done in keyframe-aligned segments of
+    about SEGMENT_SECONDS, each its own file in a `.NAME.parts` folder beside `dst`, then remuxed
+    into `dst` without re-encoding: after an interrupt (Ctrl-C, SIGTERM) the finished segments
+    stay, and `resume=True` continues at the first unfinished one, giving the same frames as an
+    uninterrupted run. Returns a VideoSummary. Raises VideoError (one line,
     naming `src`) for anything that keeps the file from being done: not a video, no video
     stream, a corrupt frame (with its time), HDR, a stream the output container cannot hold, an
     unknown codec, frames over `max_pixels`, `dst` the same file as `src`.
@@ -145,16 +152,15 @@ def upscale_video(
     with source:
         if not source.streams.video:
             raise VideoError(f"{src}: no video stream" + (" (audio only)" if source.streams.audio else ""))
-        span = Span(start, end, frames)
         summary = _run(source, src, dst, fmt, codec_name, model, outscale, tile, precision, options, progress,
-                       max_pixels, span, Stabilizer(stable, model.scale) if stable else None)
+                       max_pixels, Span(start, end, frames), stable, resume)
     return summary
 
 
 def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel, outscale: float | None, tile: int,
          precision: str, options: VideoOptions, progress: Progress | None, max_pixels: int | None,
-         span: Span, stabilizer: Stabilizer | None) -> VideoSummary:
-    start = time.perf_counter()
+         span: Span, stable: float | None, resume: bool) -> VideoSummary:
+    began = time.perf_counter()
     vin = source.streams.video[0]
     vin.thread_type = "AUTO"
     try:
@@ -165,72 +171,173 @@ def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel
     if max_pixels is not None and width * height > max_pixels:
         raise VideoError(f"{src}: frames are {width}x{height}, over the {max_pixels:,}-pixel limit (--max-pixels)")
     scale = float(outscale or model.scale)
-    out_w, out_h = _even(round(width * scale)), _even(round(height * scale))
+    size = (_even(round(width * scale)), _even(round(height * scale)))
     notes = [f"{src.name}: {colour.note}"] if colour.note else []
+    pix_fmt = _output_pix_fmt(av.codec.Codec(codec_name, "w"), colour, vin.codec_context.format.name, options.pix_fmt)
+    settings = {"source": [str(src.resolve()), src.stat().st_size, src.stat().st_mtime_ns],
+                "model": [model.name, model.source], "size": size, "codec": codec_name, "crf": options.crf,
+                "preset": options.preset, "pix_fmt": pix_fmt, "tile": tile, "precision": precision, "stable": stable,
+                "span": [span.start, span.end, span.frames], "segment_seconds": SEGMENT_SECONDS}
+    parts = Parts(dst, settings, resume)
+    segments = plan_segments(source, vin, SEGMENT_SECONDS)
+    total = _expected_frames(vin, span)
+    offset = span.start or 0.0  # seconds: a part starts at 0 in the output
+    done = sum(parts.frames(seg) for seg in segments if parts.has(seg))
+    try:
+        for seg in segments:
+            if span.frames is not None and done >= span.frames:
+                break
+            if parts.has(seg) or not span.overlaps(seg, vin.time_base):
+                continue
+
+            def on_frame(frame_time: float) -> None:
+                nonlocal done
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+
+            budget = None if span.frames is None else span.frames - done
+            encoder = _SegmentEncoder(codec_name, size, pix_fmt, colour, options, model, tile, precision,
+                                      Stabilizer(stable, model.scale) if stable else None, offset)
+            frames, last = encoder.write(parts.path(seg), source, vin, seg, span, budget, on_frame, src)
+            parts.record(seg, frames, last)
+        if done == 0:
+            raise VideoError(f"{src}: the video stream has no frames" + ("" if span.whole else " in that span"))
+        last_time = max(parts.last_time(seg) for seg in segments if parts.has(seg))
+        if span.whole:
+            _check_complete(vin, done, last_time, src)
+        end = None if span.whole else last_time + 1 / float(vin.average_rate or 25)
+        atomic_write(dst, lambda tmp: _remux(tmp, fmt, src, vin.index, [parts.path(s) for s in segments if parts.has(s)],
+                                             Span(span.start, end), offset, colour, notes))
+    except av.error.FFmpegError as exc:
+        parts.remove()
+        raise VideoError(f"{src}: {first_line(exc)}") from None
+    except VideoError:
+        parts.remove()
+        raise
+    parts.remove()
+    return VideoSummary(src, dst, done, time.perf_counter() - began, size, codec_name, pix_fmt, colour.describe(),
+                        notes)
+
+
+def _expected_frames(vin, span: Span) -> int | None:
+    """Frames the job will take, for the progress callback (None when the container does not say)."""
     total = vin.frames or None
     if total is None and vin.duration and vin.average_rate:
         total = round(float(vin.duration * vin.time_base * vin.average_rate))
-    if span.start is not None or span.end is not None:
+    if (span.start is not None or span.end is not None) and total and vin.average_rate:
         length = (span.end or float("inf")) - (span.start or 0.0)
-        total = min(total, round(length * float(vin.average_rate))) if total and vin.average_rate else None
+        total = min(total, round(length * float(vin.average_rate)))
     if span.frames is not None:
         total = min(total or span.frames, span.frames)
-    pix_fmt = _output_pix_fmt(av.codec.Codec(codec_name, "w"), colour, vin.codec_context.format.name, options.pix_fmt)
-    done, last_time = 0, 0.0
+    return total
 
-    def write(tmp: str) -> None:
-        nonlocal done, last_time
-        with av.open(tmp, "w", format=fmt) as sink:
-            sink.metadata.update(source.metadata)
-            copies, vout, held = {}, None, _held_codecs(sink)
-            for stream in source.streams:  # in the source's order
-                if stream is vin:
-                    vout = _video_stream(sink, vin, codec_name, (out_w, out_h), pix_fmt, colour, options)
-                else:
-                    out = _copy_stream(sink, stream, src, notes, held)
-                    if out is not None:
-                        copies[stream] = out
-            sink.set_chapters(source.chapters())
-            offset = span.start or 0.0  # seconds: the part starts at 0 in the output
-            if span.start:
-                source.seek(int(span.start / vin.time_base), stream=vin)  # the keyframe before it
-            for packet in source.demux():  # each stream ends with an empty packet, which drains its decoder
-                if packet.stream is vin:
-                    for frame in _decode(vin, packet, src):
-                        if not span.takes(frame.time):
-                            continue
-                        pts = frame.pts - round(offset / frame.time_base)
-                        _encode(sink, vout, frame, pts, colour, model, (out_h, out_w), tile, precision, pix_fmt,
-                                stabilizer)
-                        done, last_time = done + 1, frame.time
-                        if progress is not None:
-                            progress(done, total)
-                        if span.done(done, frame.time):
-                            break
-                elif packet.stream in copies and (not packet.size or _shift(packet, offset, span)):
-                    out = copies[packet.stream]
-                    if isinstance(out, _Transcoder):
-                        out.mux(sink, packet)
-                    elif packet.size:
-                        packet.stream = out
-                        sink.mux(packet)
-                if done and span.done(done, last_time):
-                    break
-            for out in copies.values():  # a part ends before the streams do: drain what is re-encoded
-                if isinstance(out, _Transcoder) and not span.whole:
-                    out.flush(sink)
-            sink.mux(vout.encode(None))
-            if done == 0:
-                raise VideoError(f"{src}: the video stream has no frames" + ("" if span.whole else " in that span"))
-            if span.whole:
-                _check_complete(vin, done, last_time, src)
 
-    try:
-        atomic_write(dst, write)
-    except av.error.FFmpegError as exc:
-        raise VideoError(f"{src}: {first_line(exc)}") from None
-    return VideoSummary(src, dst, done, time.perf_counter() - start, (out_w, out_h), codec_name,
-                        pix_fmt, colour.describe(), notes)
+@dataclass
+class _SegmentEncoder:
+    """Encodes one segment's frames to its own file: the engine, colour both ways, the stabilizer."""
+
+    codec_name: str
+    size: tuple[int, int]  # (width, height)
+    pix_fmt: str
+    colour: Colour
+    options: VideoOptions
+    model: SRModel
+    tile: int
+    precision: str
+    stabilizer: Stabilizer | None
+    offset: float
+
+    def write(self, path: Path, source, vin, seg: Segment, span: Span, budget: int | None, on_frame,
+              src: Path) -> tuple[int, float]:
+        """(frames written, time of the last one in the source) for the frames of `seg` in `span`."""
+        result = [0, 0.0]
+
+        def encode(tmp: str) -> None:
+            # NUT keeps the source's time base exactly (Matroska would round every time to 1 ms).
+            with av.open(tmp, "w", format="nut") as sink:
+                vout = _video_stream(sink, vin, self.codec_name, self.size, self.pix_fmt, self.colour, self.options)
+                if self.codec_name in ("libx264", "libx265"):
+                    vout.options["bf"] = "0"  # no reordering: segments join with rising time stamps
+                source.seek(seg.start if seg.start is not None else 0, stream=vin, backward=True)
+                for frame in _frames(source, vin, src):
+                    if seg.end is not None and frame.pts >= seg.end:
+                        break
+                    if (seg.start is not None and frame.pts < seg.start) or not span.takes(frame.time):
+                        continue
+                    pts = frame.pts - round(self.offset / frame.time_base)
+                    _encode(sink, vout, frame, pts, self.colour, self.model, self.size[::-1], self.tile,
+                            self.precision, self.pix_fmt, self.stabilizer)
+                    result[0], result[1] = result[0] + 1, frame.time
+                    on_frame(frame.time)
+                    if result[0] == budget or span.done(0, frame.time):
+                        break
+                sink.mux(vout.encode(None))
+
+        atomic_write(path, encode)
+        return result[0], result[1]
+
+
+def _frames(source, vin, src: Path):
+    """The video stream's frames from the demuxer's position on, in presentation order."""
+    for packet in source.demux(vin):
+        yield from _decode(vin, packet, src)
+
+
+def _remux(tmp: str, fmt: str, src: Path, video_index: int, segment_files: list[Path], span: Span, offset: float,
+           colour: Colour, notes: list[str]) -> None:
+    """The output file: the segments' video packets as they are, the source's other streams copied
+    (or re-encoded where the container cannot hold them) over the same span, merged by time. The
+    source is read again from its start: a seek to 0 skips packets before zero (AAC priming)."""
+    with av.open(tmp, "w", format=fmt) as sink, contextlib.ExitStack() as stack:
+        source = stack.enter_context(av.open(str(src)))
+        vin = source.streams[video_index]
+        inputs = [stack.enter_context(av.open(str(f))) for f in segment_files]
+        sink.metadata.update(source.metadata)
+        copies, held, vout = {}, _held_codecs(sink), None
+        for stream in source.streams:  # in the source's order
+            if stream is vin:
+                vout = sink.add_stream_from_template(inputs[0].streams.video[0])
+                _tag(vout.codec_context, colour)  # the segments' container (NUT) keeps no colour tags
+                vout.metadata.update(vin.metadata)
+                vout.disposition = vin.disposition
+            else:
+                out = _copy_stream(sink, stream, src, notes, held)
+                if out is not None:
+                    copies[stream] = out
+        sink.set_chapters(source.chapters())
+
+        def video():
+            for part in inputs:
+                for packet in part.demux(video=0):
+                    if packet.size:
+                        packet.stream = vout
+                        yield packet
+
+        def others():
+            if not copies:
+                return
+            for packet in source.demux(list(copies)):
+                if not packet.size or _shift(packet, offset, span):
+                    yield packet
+
+        for packet in heapq.merge(video(), others(), key=_packet_time):
+            out = copies.get(packet.stream)
+            if isinstance(out, _Transcoder):
+                out.mux(sink, packet)
+            elif out is not None:
+                packet.stream = out
+                sink.mux(packet)
+            else:
+                sink.mux(packet)
+        for out in copies.values():  # a part ends before the streams do: drain what is re-encoded
+            if isinstance(out, _Transcoder):
+                out.flush(sink)
+
+
+def _packet_time(packet) -> Fraction:
+    ts = packet.dts if packet.dts is not None else packet.pts
+    return Fraction(-1) if ts is None else ts * packet.time_base
 
 
 def _video_stream(sink, vin, codec_name: str, size: tuple[int, int], pix_fmt: str, colour: Colour,
@@ -241,8 +348,7 @@ def _video_stream(sink, vin, codec_name: str, size: tuple[int, int], pix_fmt: st
     vout.pix_fmt = pix_fmt
     vout.time_base = vout.codec_context.time_base = vin.time_base
     cc = vout.codec_context
-    cc.colorspace = colour.matrix_tag if colour.matrix_tag not in (0, 2) else colour.colorspace
-    cc.color_range, cc.color_primaries, cc.color_trc = int(colour.range), colour.primaries, colour.trc
+    _tag(cc, colour)
     if vin.codec_context.sample_aspect_ratio:
         cc.sample_aspect_ratio = vin.codec_context.sample_aspect_ratio
     crf = options.crf if options.crf is not None else DEFAULT_CRF.get(codec_name)
@@ -268,6 +374,9 @@ class Span:
 
     def takes(self, t: float) -> bool:
         return (self.start is None or t >= self.start - 1e-9) and (self.end is None or t < self.end)
+
+    def overlaps(self, seg: Segment, time_base: Fraction) -> bool:
+        return overlaps(seg, time_base, self.start, self.end)
 
     def done(self, frames: int, t: float) -> bool:
         """After a frame at `t`: nothing more to take."""
@@ -326,6 +435,12 @@ class _Transcoder:
                 sink.mux(self.out.encode(resampled))
             sink.mux(self.out.encode(None))
             self.drained = True
+
+
+def _tag(cc, colour: Colour) -> None:
+    """Colour tags of an output stream: the source's own, or the matrix and range assumed for it."""
+    cc.colorspace = colour.matrix_tag if colour.matrix_tag not in (0, 2) else colour.colorspace
+    cc.color_range, cc.color_primaries, cc.color_trc = colour.range, colour.primaries, colour.trc
 
 
 def _copy_stream(sink, stream, src: Path, notes: list[str], held: set[int]):
