@@ -315,3 +315,31 @@ def test_an_interrupted_run_resumes_at_the_first_unfinished_segment_with_the_sam
         for fa, fb in zip(a.decode(video=0), b.decode(video=0), strict=True):
             assert np.array_equal(fa.to_ndarray(), fb.to_ndarray())
     assert packets(out, "audio") == packets(whole, "audio") == packets(src, "audio")
+
+
+def test_interlaced_frames_are_deinterlaced_one_for_one_with_a_note(tmp_path):
+    src = tmp_path / "tv.mkv"
+    rng = np.random.default_rng(0)
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.options = {"flags": "+ilme+ildct", "x264-params": "interlaced=1:tff=1"}  # interlaced coding, as DV/TV
+        for k in range(6):
+            rgb = np.repeat(rng.integers(0, 255, (48, 1, 3)), 64, axis=1).astype(np.uint8)  # lines differ: combing
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = k
+            c.mux(v.encode(frame))
+        c.mux(v.encode(None))
+    with av.open(str(src)) as c:
+        assert all(f.interlaced_frame for f in c.decode(video=0))
+    on = upscale_video(src, tmp_path / "on.mkv", nearest_x4(), precision="fp32")
+    off = upscale_video(src, tmp_path / "off.mkv", nearest_x4(), precision="fp32", deinterlace=False)
+    assert "deinterlaced (bwdif" in on.notes[-1] and "--no-deinterlace" in off.notes[-1]
+    assert frame_times(tmp_path / "on.mkv") == frame_times(src) == frame_times(tmp_path / "off.mkv")
+
+    def line_contrast(path: Path) -> float:  # how much neighbouring lines differ: the combing
+        with av.open(str(path)) as c:
+            y = [f.to_ndarray(format="gray").astype(float) for f in c.decode(video=0)]
+        return float(np.mean([np.abs(np.diff(a[::4], axis=0)).mean() for a in y]))
+
+    assert line_contrast(tmp_path / "on.mkv") < 0.8 * line_contrast(tmp_path / "off.mkv")

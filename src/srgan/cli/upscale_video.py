@@ -28,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep the output still where the scene is: hold it where the frame is within T grey levels "
                         "of the one shown (2-4 covers compression noise; against the GAN's shimmer on still "
                         "backgrounds; default off)")
+    g.add_argument("--no-deinterlace", dest="deinterlace", action="store_false",
+                   help="upscale interlaced frames as they are (default: bwdif, one frame per frame, with a note)")
     g.add_argument("--start", type=float, metavar="S", help="begin at S seconds (a quick look; the output starts at 0)")
     g.add_argument("--end", type=float, metavar="S", help="stop before S seconds")
     g.add_argument("--frames", type=int, metavar="N", help="at most N frames; with --start/--end the audio and "
@@ -81,7 +83,8 @@ def upscale_videos(args: argparse.Namespace, videos: list[Path], model, out: Pat
                 summary = upscale_video(src, dst, model, outscale=args.outscale, tile=args.tile,
                                         precision=args.precision, options=options, progress=progress,
                                         max_pixels=args.max_pixels, frames=args.frames, start=args.start,
-                                        end=args.end, stable=args.stable, resume=args.skip_existing)
+                                        end=args.end, stable=args.stable, resume=args.skip_existing,
+                                        deinterlace=args.deinterlace)
             except VideoError as exc:
                 error("upscale", exc)
                 failed += 1

@@ -18,6 +18,7 @@ import contextlib
 import heapq
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -35,6 +36,7 @@ from ..models import Generator
 from ..models.descriptor import SRModel
 from ..registry import DEFAULT_MODEL
 from .colour import Colour, ColourError, from_rgb, stream_colour, to_rgb
+from .deinterlace import Deinterlacer
 from .segments import SEGMENT_SECONDS, Parts, Segment, overlaps, plan_segments
 from .stable import Stabilizer
 
@@ -115,7 +117,7 @@ def upscale_video(
     outscale: float | None = None, tile: int = 0, precision: str = "auto", device: str | None = None,
     detail: float | None = None, options: VideoOptions = VideoOptions(), progress: Progress | None = None,
     max_pixels: int | None = None, frames: int | None = None, start: float | None = None,
-    end: float | None = None, stable: float | None = None, resume: bool = False,
+    end: float | None = None, stable: float | None = None, resume: bool = False, deinterlace: bool = True,
 ) -> VideoSummary:
     """Upscale the video stream of `src` into `dst` (container from its suffix); other streams copied.
 
@@ -129,7 +131,8 @@ def upscale_video(
     about SEGMENT_SECONDS, each its own file in a `.NAME.parts` folder beside `dst`, then remuxed
     into `dst` without re-encoding: after an interrupt (Ctrl-C, SIGTERM) the finished segments
     stay, and `resume=True` continues at the first unfinished one, giving the same frames as an
-    uninterrupted run. Returns a VideoSummary. Raises VideoError (one line,
+    uninterrupted run. Interlaced frames are deinterlaced first (`deinterlace.py`) unless
+    `deinterlace` is False, with a note either way. Returns a VideoSummary. Raises VideoError (one line,
     naming `src`) for anything that keeps the file from being done: not a video, no video
     stream, a corrupt frame (with its time), HDR, a stream the output container cannot hold, an
     unknown codec, frames over `max_pixels`, `dst` the same file as `src`.
@@ -153,13 +156,13 @@ def upscale_video(
         if not source.streams.video:
             raise VideoError(f"{src}: no video stream" + (" (audio only)" if source.streams.audio else ""))
         summary = _run(source, src, dst, fmt, codec_name, model, outscale, tile, precision, options, progress,
-                       max_pixels, Span(start, end, frames), stable, resume)
+                       max_pixels, Span(start, end, frames), stable, resume, deinterlace)
     return summary
 
 
 def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel, outscale: float | None, tile: int,
          precision: str, options: VideoOptions, progress: Progress | None, max_pixels: int | None,
-         span: Span, stable: float | None, resume: bool) -> VideoSummary:
+         span: Span, stable: float | None, resume: bool, deinterlace: bool) -> VideoSummary:
     began = time.perf_counter()
     vin = source.streams.video[0]
     vin.thread_type = "AUTO"
@@ -177,12 +180,14 @@ def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel
     settings = {"source": [str(src.resolve()), src.stat().st_size, src.stat().st_mtime_ns],
                 "model": [model.name, model.source], "size": size, "codec": codec_name, "crf": options.crf,
                 "preset": options.preset, "pix_fmt": pix_fmt, "tile": tile, "precision": precision, "stable": stable,
-                "span": [span.start, span.end, span.frames], "segment_seconds": SEGMENT_SECONDS}
+                "span": [span.start, span.end, span.frames], "segment_seconds": SEGMENT_SECONDS,
+                "deinterlace": deinterlace}
     parts = Parts(dst, settings, resume)
     segments = plan_segments(source, vin, SEGMENT_SECONDS)
     total = _expected_frames(vin, span)
     offset = span.start or 0.0  # seconds: a part starts at 0 in the output
     done = sum(parts.frames(seg) for seg in segments if parts.has(seg))
+    interlaced = False
     try:
         for seg in segments:
             if span.frames is not None and done >= span.frames:
@@ -198,11 +203,15 @@ def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel
 
             budget = None if span.frames is None else span.frames - done
             encoder = _SegmentEncoder(codec_name, size, pix_fmt, colour, options, model, tile, precision,
-                                      Stabilizer(stable, model.scale) if stable else None, offset)
+                                      Stabilizer(stable, model.scale) if stable else None, offset, deinterlace)
             frames, last = encoder.write(parts.path(seg), source, vin, seg, span, budget, on_frame, src)
             parts.record(seg, frames, last)
+            interlaced = interlaced or encoder.interlaced
         if done == 0:
             raise VideoError(f"{src}: the video stream has no frames" + ("" if span.whole else " in that span"))
+        if interlaced:
+            notes.append(f"{src.name}: interlaced frames " + ("deinterlaced (bwdif, one frame per frame)" if deinterlace
+                                                              else "upscaled as they are (--no-deinterlace)"))
         last_time = max(parts.last_time(seg) for seg in segments if parts.has(seg))
         if span.whole:
             _check_complete(vin, done, last_time, src)
@@ -247,6 +256,8 @@ class _SegmentEncoder:
     precision: str
     stabilizer: Stabilizer | None
     offset: float
+    deinterlace: bool
+    interlaced: bool = False  # set once an interlaced frame was seen
 
     def write(self, path: Path, source, vin, seg: Segment, span: Span, budget: int | None, on_frame,
               src: Path) -> tuple[int, float]:
@@ -259,19 +270,37 @@ class _SegmentEncoder:
                 vout = _video_stream(sink, vin, self.codec_name, self.size, self.pix_fmt, self.colour, self.options)
                 if self.codec_name in ("libx264", "libx265"):
                     vout.options["bf"] = "0"  # no reordering: segments join with rising time stamps
+                deinterlacer, waiting = None, deque()  # (pts, time) of the frames inside the deinterlacer
+
+                def emit(frame, pts: int, t: float) -> None:
+                    _encode(sink, vout, frame, pts, self.colour, self.model, self.size[::-1], self.tile,
+                            self.precision, self.pix_fmt, self.stabilizer)
+                    result[0], result[1] = result[0] + 1, t
+                    on_frame(t)
+
                 source.seek(seg.start if seg.start is not None else 0, stream=vin, backward=True)
+                taken = 0
                 for frame in _frames(source, vin, src):
                     if seg.end is not None and frame.pts >= seg.end:
                         break
                     if (seg.start is not None and frame.pts < seg.start) or not span.takes(frame.time):
                         continue
-                    pts = frame.pts - round(self.offset / frame.time_base)
-                    _encode(sink, vout, frame, pts, self.colour, self.model, self.size[::-1], self.tile,
-                            self.precision, self.pix_fmt, self.stabilizer)
-                    result[0], result[1] = result[0] + 1, frame.time
-                    on_frame(frame.time)
-                    if result[0] == budget or span.done(0, frame.time):
+                    pts, taken = frame.pts - round(self.offset / frame.time_base), taken + 1
+                    if frame.interlaced_frame:
+                        self.interlaced = True
+                        if deinterlacer is None and self.deinterlace:
+                            deinterlacer = Deinterlacer(vin)
+                    if deinterlacer is None:
+                        emit(frame, pts, frame.time)
+                    else:
+                        waiting.append((pts, frame.time))
+                        for progressive in deinterlacer.push(frame):
+                            emit(progressive, *waiting.popleft())
+                    if taken == budget or span.done(0, frame.time):
                         break
+                if deinterlacer is not None:
+                    for progressive in deinterlacer.flush():
+                        emit(progressive, *waiting.popleft())
                 sink.mux(vout.encode(None))
 
         atomic_write(path, encode)
@@ -515,5 +544,5 @@ def _encode(sink, vout, frame, pts: int, colour: Colour, model: SRModel, size: t
     if stabilizer is not None:
         sr = stabilizer(lr, sr)
     out = from_rgb(sr, colour, pix_fmt)
-    out.pts, out.time_base = pts, frame.time_base
+    out.pts, out.time_base = pts, vout.codec_context.time_base  # the source's: pts is in it
     sink.mux(vout.encode(out))
