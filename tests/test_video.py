@@ -343,3 +343,19 @@ def test_interlaced_frames_are_deinterlaced_one_for_one_with_a_note(tmp_path):
         return float(np.mean([np.abs(np.diff(a[::4], axis=0)).mean() for a in y]))
 
     assert line_contrast(tmp_path / "on.mkv") < 0.8 * line_contrast(tmp_path / "off.mkv")
+
+
+def test_a_full_disk_is_a_one_line_error_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    from srgan.video import pipeline
+
+    src = make_clip(tmp_path / "c.mkv", frames=3, audio=0)
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pipeline, "_encode", full)
+    with pytest.raises(VideoError, match="cannot write .*out.mkv: No space left on device"):
+        upscale_video(src, tmp_path / "out.mkv", nearest_x4(), precision="fp32")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mkv"]  # no output, no temp file, no segments

@@ -221,6 +221,9 @@ def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel
     except av.error.FFmpegError as exc:
         parts.remove()
         raise VideoError(f"{src}: {first_line(exc)}") from None
+    except OSError as exc:  # disk full, a folder that cannot be written: the output's problem, named
+        parts.remove()
+        raise VideoError(f"{src}: cannot write {dst}: {exc.strerror or first_line(exc)}") from None
     except VideoError:
         parts.remove()
         raise
