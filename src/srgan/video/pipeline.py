@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import heapq
 import os
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -274,36 +276,42 @@ class _SegmentEncoder:
                 if self.codec_name in ("libx264", "libx265"):
                     vout.options["bf"] = "0"  # no reordering: segments join with rising time stamps
                 deinterlacer, waiting = None, deque()  # (pts, time) of the frames inside the deinterlacer
+                writer = _Writer(sink, vout, self.colour, self.pix_fmt)
 
                 def emit(frame, pts: int, t: float) -> None:
-                    _encode(sink, vout, frame, pts, self.colour, self.model, self.size[::-1], self.tile,
-                            self.precision, self.pix_fmt, self.stabilizer)
+                    t0 = time.perf_counter()
+                    sr = _encode(frame, self.colour, self.model, self.size[::-1], self.tile, self.precision,
+                                 self.stabilizer)
+                    writer.put(sr, pts, time.perf_counter() - t0)
                     result[0], result[1] = result[0] + 1, t
                     on_frame(t)
 
-                source.seek(seg.start if seg.start is not None else 0, stream=vin, backward=True)
-                taken = 0
-                for frame in _frames(source, vin, src):
-                    if seg.end is not None and frame.pts >= seg.end:
-                        break
-                    if (seg.start is not None and frame.pts < seg.start) or not span.takes(frame.time):
-                        continue
-                    pts, taken = frame.pts - round(self.offset / frame.time_base), taken + 1
-                    if frame.interlaced_frame:
-                        self.interlaced = True
-                        if deinterlacer is None and self.deinterlace:
-                            deinterlacer = Deinterlacer(vin)
-                    if deinterlacer is None:
-                        emit(frame, pts, frame.time)
-                    else:
-                        waiting.append((pts, frame.time))
-                        for progressive in deinterlacer.push(frame):
+                try:
+                    source.seek(seg.start if seg.start is not None else 0, stream=vin, backward=True)
+                    taken = 0
+                    for frame in _frames(source, vin, src):
+                        if seg.end is not None and frame.pts >= seg.end:
+                            break
+                        if (seg.start is not None and frame.pts < seg.start) or not span.takes(frame.time):
+                            continue
+                        pts, taken = frame.pts - round(self.offset / frame.time_base), taken + 1
+                        if frame.interlaced_frame:
+                            self.interlaced = True
+                            if deinterlacer is None and self.deinterlace:
+                                deinterlacer = Deinterlacer(vin)
+                        if deinterlacer is None:
+                            emit(frame, pts, frame.time)
+                        else:
+                            waiting.append((pts, frame.time))
+                            for progressive in deinterlacer.push(frame):
+                                emit(progressive, *waiting.popleft())
+                        if taken == budget or span.done(0, frame.time):
+                            break
+                    if deinterlacer is not None:
+                        for progressive in deinterlacer.flush():
                             emit(progressive, *waiting.popleft())
-                    if taken == budget or span.done(0, frame.time):
-                        break
-                if deinterlacer is not None:
-                    for progressive in deinterlacer.flush():
-                        emit(progressive, *waiting.popleft())
+                finally:
+                    writer.close()  # before the file closes, also on Ctrl-C
                 sink.mux(vout.encode(None))
 
         atomic_write(path, encode)
@@ -536,16 +544,69 @@ def _decode(vin, packet, src: Path):
         raise VideoError(f"{src}: corrupt video{at} ({first_line(exc)})") from None
 
 
-def _encode(sink, vout, frame, pts: int, colour: Colour, model: SRModel, size: tuple[int, int], tile: int,
-            precision: str, pix_fmt: str, stabilizer: Stabilizer | None) -> None:
+def _encode(frame, colour: Colour, model: SRModel, size: tuple[int, int], tile: int, precision: str,
+            stabilizer: Stabilizer | None):
+    """One decoded frame through the engine: its RGB output at `size` (height, width)."""
     if frame.pts is None:
-        raise VideoError(f"{sink.name}: a decoded frame has no time stamp")
+        raise VideoError("a decoded frame has no time stamp")
     lr = to_rgb(frame, colour)
     sr = upscale_array(model, lr, tile=tile, precision=precision)
     if sr.shape[:2] != size:
         sr = resize(sr, size, Image.Resampling.LANCZOS)
-    if stabilizer is not None:
-        sr = stabilizer(lr, sr)
-    out = from_rgb(sr, colour, pix_fmt)
-    out.pts, out.time_base = pts, vout.codec_context.time_base  # the source's: pts is in it
-    sink.mux(vout.encode(out))
+    return sr if stabilizer is None else stabilizer(lr, sr)
+
+
+class _Writer:
+    """Converts upscaled frames to YUV, encodes and muxes them: inline, or on a thread of its own
+    so that this work overlaps the network's on the next frame (two frames in flight at most).
+    The first frame decides: the thread pays where writing costs more than a quarter of the
+    network's time (a compact model at 4x: 1.66 -> 2.22 frames/s on 2 cores), and costs where the
+    network is heavy and takes every core (srresnet_x4: 0.80 -> 0.59; docs/video.md). An error on
+    the thread is raised in the caller at its next call."""
+
+    THREAD_ABOVE = 0.25  # writing time / network time from which the thread is used
+
+    def __init__(self, sink, vout, colour: Colour, pix_fmt: str) -> None:
+        self.sink, self.vout, self.colour, self.pix_fmt = sink, vout, colour, pix_fmt
+        self.queue: queue.Queue = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+        self.decided = False
+
+    def _write(self, sr, pts: int) -> None:
+        out = from_rgb(sr, self.colour, self.pix_fmt)
+        out.pts, out.time_base = pts, self.vout.codec_context.time_base  # the source's: pts is in it
+        self.sink.mux(self.vout.encode(out))
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is not None:
+                continue  # drain: the caller raises it
+            try:
+                self._write(*item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                self.error = exc
+
+    def put(self, sr, pts: int, network_seconds: float) -> None:
+        if self.thread is None:
+            t0 = time.perf_counter()
+            self._write(sr, pts)
+            if not self.decided:
+                self.decided = True
+                if time.perf_counter() - t0 > self.THREAD_ABOVE * network_seconds:
+                    self.thread = threading.Thread(target=self._run, name="srgan-video-encode", daemon=True)
+                    self.thread.start()
+            return
+        self._raise()
+        self.queue.put((sr, pts))
+
+    def close(self) -> None:
+        """Wait for every frame given; then the encoder can be flushed."""
+        if self.thread is not None:
+            self.queue.put(None)
+            self.thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
