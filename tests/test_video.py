@@ -359,3 +359,20 @@ def test_a_full_disk_is_a_one_line_error_and_leaves_nothing(tmp_path, monkeypatc
     with pytest.raises(VideoError, match="cannot write .*out.mkv: No space left on device"):
         upscale_video(src, tmp_path / "out.mkv", nearest_x4(), precision="fp32")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mkv"]  # no output, no temp file, no segments
+
+
+def test_display_rotation_is_kept_so_a_phone_clip_shows_upright(tmp_path):
+    src = tmp_path / "phone.mp4"
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=30)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.set_display_rotation(90)  # portrait, stored as landscape frames
+        for k in range(3):
+            frame = av.VideoFrame.from_ndarray(bars(48, 64), format="rgb24")
+            frame.pts = k
+            c.mux(v.encode(frame))
+        c.mux(v.encode(None))
+    upscale_video(src, tmp_path / "out.mp4", nearest_x4(), precision="fp32")
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        frame = next(c.decode(video=0))
+        assert (frame.rotation, frame.width, frame.height) == (90, 256, 192)

@@ -185,6 +185,7 @@ def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel
                 "span": [span.start, span.end, span.frames], "segment_seconds": SEGMENT_SECONDS,
                 "deinterlace": deinterlace}
     parts = Parts(dst, settings, resume)
+    rotation = _rotation(source, vin, src)
     segments = plan_segments(source, vin, SEGMENT_SECONDS)
     total = _expected_frames(vin, span)
     offset = span.start or 0.0  # seconds: a part starts at 0 in the output
@@ -219,7 +220,7 @@ def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel
             _check_complete(vin, done, last_time, src)
         end = None if span.whole else last_time + 1 / float(vin.average_rate or 25)
         atomic_write(dst, lambda tmp: _remux(tmp, fmt, src, vin.index, [parts.path(s) for s in segments if parts.has(s)],
-                                             Span(span.start, end), offset, colour, notes))
+                                             Span(span.start, end), offset, colour, rotation, notes))
     except av.error.FFmpegError as exc:
         parts.remove()
         raise VideoError(f"{src}: {first_line(exc)}") from None
@@ -232,6 +233,15 @@ def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel
     parts.remove()
     return VideoSummary(src, dst, done, time.perf_counter() - began, size, codec_name, pix_fmt, colour.describe(),
                         notes)
+
+
+def _rotation(source, vin, src: Path) -> int:
+    """The display rotation (degrees counter-clockwise) of the first frame: phones store portrait
+    video as landscape frames plus this."""
+    for frame in _frames(source, vin, src):
+        source.seek(0)
+        return int(frame.rotation or 0)
+    return 0
 
 
 def _expected_frames(vin, span: Span) -> int | None:
@@ -325,7 +335,7 @@ def _frames(source, vin, src: Path):
 
 
 def _remux(tmp: str, fmt: str, src: Path, video_index: int, segment_files: list[Path], span: Span, offset: float,
-           colour: Colour, notes: list[str]) -> None:
+           colour: Colour, rotation: int, notes: list[str]) -> None:
     """The output file: the segments' video packets as they are, the source's other streams copied
     (or re-encoded where the container cannot hold them) over the same span, merged by time. The
     source is read again from its start: a seek to 0 skips packets before zero (AAC priming)."""
@@ -339,6 +349,8 @@ def _remux(tmp: str, fmt: str, src: Path, video_index: int, segment_files: list[
             if stream is vin:
                 vout = sink.add_stream_from_template(inputs[0].streams.video[0])
                 _tag(vout.codec_context, colour)  # the segments' container (NUT) keeps no colour tags
+                if rotation:  # the source's display matrix: the output shows upright as the input does
+                    vout.set_display_rotation(rotation)
                 vout.metadata.update(vin.metadata)
                 vout.disposition = vin.disposition
             else:
