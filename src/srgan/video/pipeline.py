@@ -191,19 +191,19 @@ def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel
     offset = span.start or 0.0  # seconds: a part starts at 0 in the output
     done = sum(parts.frames(seg) for seg in segments if parts.has(seg))
     interlaced = False
+
+    def on_frame(frame_time: float) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
     try:
         for seg in segments:
             if span.frames is not None and done >= span.frames:
                 break
             if parts.has(seg) or not span.overlaps(seg, vin.time_base):
                 continue
-
-            def on_frame(frame_time: float) -> None:
-                nonlocal done
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-
             budget = None if span.frames is None else span.frames - done
             encoder = _SegmentEncoder(codec_name, size, pix_fmt, colour, options, model, tile, precision,
                                       Stabilizer(stable, model.scale) if stable else None, offset, deinterlace)
