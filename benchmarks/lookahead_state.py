@@ -2,7 +2,8 @@
 2026-12-03 began (docs/models.md, ablation J).
 
     git show 64a07ab:src/srgan/weights/srgan_x4.safetensors > /tmp/srgan_x4_24000.safetensors
-    python benchmarks/lookahead_state.py --state checkpoints/srgan_x4_gan/checkpoint.pt \
+    git show 9ea7c5d:checkpoints/srgan_x4_gan/checkpoint.pt > runs/at18139/checkpoint.pt   # and config.json
+    python benchmarks/lookahead_state.py --state runs/at18139/checkpoint.pt \
         --weights /tmp/srgan_x4_24000.safetensors --groups head upsample tail --t 0.5 \
         --step 24000 --out runs/J
     srgan train --resume --out runs/J --pixel-weight 1 --lr-schedule constant --lr 1e-4 \
