@@ -376,3 +376,26 @@ def test_display_rotation_is_kept_so_a_phone_clip_shows_upright(tmp_path):
     with av.open(str(tmp_path / "out.mp4")) as c:
         frame = next(c.decode(video=0))
         assert (frame.rotation, frame.width, frame.height) == (90, 256, 192)
+
+
+def test_chapters_and_attachments_survive_in_matroska(tmp_path):
+    src = tmp_path / "film.mkv"
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        c.add_attachment("font.ttf", "font/ttf", b"not really a font")
+        c.set_chapters([{"id": 1, "start": 0, "end": 2, "time_base": Fraction(1, 25), "metadata": {"title": "One"}},
+                        {"id": 2, "start": 2, "end": 4, "time_base": Fraction(1, 25), "metadata": {"title": "Two"}}])
+        for k in range(4):
+            frame = av.VideoFrame.from_ndarray(bars(48, 64), format="rgb24")
+            frame.pts = k
+            c.mux(v.encode(frame))
+        c.mux(v.encode(None))
+    upscale_video(src, tmp_path / "out.mkv", nearest_x4(), precision="fp32")
+    with av.open(str(src)) as a, av.open(str(tmp_path / "out.mkv")) as b:
+        assert [ch["metadata"]["title"] for ch in b.chapters()] == ["One", "Two"]
+        assert [(ch["start"] * ch["time_base"]) for ch in b.chapters()] == [ch["start"] * ch["time_base"]
+                                                                           for ch in a.chapters()]
+        attached = [s for s in b.streams if s.type == "attachment"]
+        assert [(s.name, s.mimetype, bytes(s.data)) for s in attached] == [("font.ttf", "font/ttf",
+                                                                              b"not really a font")]

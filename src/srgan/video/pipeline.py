@@ -502,8 +502,7 @@ def _copy_stream(sink, stream, src: Path, notes: list[str], held: set[int]):
     if stream.type == "video":  # a second video stream: another angle, a cover picture
         raise VideoError(f"{src}: stream {stream.index} is a second video stream; only one is upscaled")
     if stream.type == "attachment":
-        data = stream.codec_context.extradata
-        name, mime = stream.metadata.get("filename"), stream.metadata.get("mimetype", "application/octet-stream")
+        data, name, mime = stream.data, stream.name, stream.mimetype or "application/octet-stream"
         if sink.format.name == "matroska" and data and name:
             sink.add_attachment(name, mime, bytes(data))
         else:
