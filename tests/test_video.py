@@ -41,6 +41,15 @@ def bars(h: int, w: int, bits: int = 8) -> np.ndarray:
     return rgb if bits == 8 else rgb.astype(np.uint16) * 257
 
 
+def encode_bars(container, stream, frames: int) -> None:
+    """`frames` frames of colour bars at pts 0, 1, ... into `stream`, then the encoder's last packets."""
+    for k in range(frames):
+        frame = av.VideoFrame.from_ndarray(bars(stream.height, stream.width), format="rgb24")
+        frame.pts = k
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
+
+
 def make_clip(path: Path, *, pts=VFR_PTS, size=(64, 48), pix_fmt="yuv420p", codec="libx264", audio=1,
               subtitles=False, matrix=5, full=False, trc=2, frames=None, noise=True, keyint=None) -> Path:
     """A clip with the given frame times (ms), audio tracks and an optional subtitle track: colour
@@ -233,11 +242,7 @@ def test_audio_the_container_cannot_hold_is_reencoded_with_a_note(tmp_path):
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
         a = c.add_stream("mp3", rate=44100)
         a.layout = "stereo"
-        for i in range(5):
-            frame = av.VideoFrame.from_ndarray(bars(48, 64), format="rgb24")
-            frame.pts = i
-            c.mux(v.encode(frame))
-        c.mux(v.encode(None))
+        encode_bars(c, v, 5)
         for i in range(8):
             af = av.AudioFrame.from_ndarray(np.zeros((2, 1152), np.float32), format="fltp", layout="stereo")
             af.sample_rate, af.pts = 44100, i * 1152
@@ -367,11 +372,7 @@ def test_display_rotation_is_kept_so_a_phone_clip_shows_upright(tmp_path):
         v = c.add_stream("libx264", rate=30)
         v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
         v.set_display_rotation(90)  # portrait, stored as landscape frames
-        for k in range(3):
-            frame = av.VideoFrame.from_ndarray(bars(48, 64), format="rgb24")
-            frame.pts = k
-            c.mux(v.encode(frame))
-        c.mux(v.encode(None))
+        encode_bars(c, v, 3)
     upscale_video(src, tmp_path / "out.mp4", nearest_x4(), precision="fp32")
     with av.open(str(tmp_path / "out.mp4")) as c:
         frame = next(c.decode(video=0))
@@ -386,11 +387,7 @@ def test_chapters_and_attachments_survive_in_matroska(tmp_path):
         c.add_attachment("font.ttf", "font/ttf", b"not really a font")
         c.set_chapters([{"id": 1, "start": 0, "end": 2, "time_base": Fraction(1, 25), "metadata": {"title": "One"}},
                         {"id": 2, "start": 2, "end": 4, "time_base": Fraction(1, 25), "metadata": {"title": "Two"}}])
-        for k in range(4):
-            frame = av.VideoFrame.from_ndarray(bars(48, 64), format="rgb24")
-            frame.pts = k
-            c.mux(v.encode(frame))
-        c.mux(v.encode(None))
+        encode_bars(c, v, 4)
     upscale_video(src, tmp_path / "out.mkv", nearest_x4(), precision="fp32")
     with av.open(str(src)) as a, av.open(str(tmp_path / "out.mkv")) as b:
         assert [ch["metadata"]["title"] for ch in b.chapters()] == ["One", "Two"]
