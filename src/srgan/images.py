@@ -32,6 +32,8 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".
 # Video files a folder scan offers to srgan.video (which then probes each: a suffix alone decides nothing).
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mkv", ".mov", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".m2ts",
                             ".mts", ".wmv", ".flv", ".3gp", ".ogv"})
+# Video containers srgan.video writes, by suffix (FFmpeg's format names).
+VIDEO_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm"}
 # Output formats by extension (`srgan upscale --ext`); an input whose format cannot be written comes out as PNG.
 OUTPUT_EXTS = ("png", "jpg", "webp", "tif", "bmp")
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",

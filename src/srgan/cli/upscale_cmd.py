@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from ..images import IMAGE_SUFFIXES, VIDEO_CONTAINERS, VIDEO_SUFFIXES
 from . import upscale_ray, upscale_video
 from .options import add_device_and_precision, error
 
@@ -112,11 +112,11 @@ def run(args: argparse.Namespace) -> int:
     videos = [f for f in files if upscale_video.is_video_input(f)]
     files = [f for f in files if f not in videos]
     out = Path(args.output)
-    single_file = out.suffix.lower() in (*WRITE_FORMATS, *upscale_video.CONTAINER_SUFFIXES) and not out.is_dir()
+    single_file = out.suffix.lower() in (*WRITE_FORMATS, *VIDEO_CONTAINERS) and not out.is_dir()
     if videos and args.ray is not None:
         err("--ray takes images only so far; run videos without --ray")
         return 2
-    if single_file and (out.suffix.lower() in upscale_video.CONTAINER_SUFFIXES) != bool(videos):
+    if single_file and (out.suffix.lower() in VIDEO_CONTAINERS) != bool(videos):
         err(f"-o {out}: an image needs an image file name and a video a video file name (or give a folder)")
         return 2
     if single_file and len(files) + len(videos) + len(missing) > 1:

@@ -8,11 +8,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..images import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from ..images import IMAGE_SUFFIXES, VIDEO_CONTAINERS, VIDEO_SUFFIXES
 from .options import error
-
-# The containers an output file name may have (srgan.video.CONTAINERS, without importing PyAV).
-CONTAINER_SUFFIXES = (".mp4", ".m4v", ".mkv", ".mov", ".webm")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output pixel format (default: the source's chroma layout and bit depth)")
     g.add_argument("--stable", type=float, metavar="T",
                    help="keep the output still where the scene is: hold it where the frame is within T grey levels "
-                        "of the one shown (2-4 covers compression noise; against the GAN's shimmer on still "
+                        "of the one shown (2 and 3 both held x264 CRF 28 noise; against the GAN's shimmer on still "
                         "backgrounds; default off)")
     g.add_argument("--no-deinterlace", dest="deinterlace", action="store_false",
                    help="upscale interlaced frames as they are (default: bwdif, one frame per frame, with a note)")
@@ -46,7 +43,7 @@ def video_output(src: Path, out: Path, single_file: bool, suffix: str) -> Path:
     where the input's cannot be written)."""
     if single_file:
         return out
-    ext = src.suffix.lower() if src.suffix.lower() in CONTAINER_SUFFIXES else ".mkv"
+    ext = src.suffix.lower() if src.suffix.lower() in VIDEO_CONTAINERS else ".mkv"
     return out / f"{src.stem}{suffix}{ext}"
 
 

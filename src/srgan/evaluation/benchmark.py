@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
-
 from tqdm import tqdm
 
 from ..data.dataset import index_by_stem
@@ -33,7 +32,15 @@ from ..inference import load_model, upscale_array
 from ..metrics.lpips_model import load_lpips, lpips
 from ..metrics.niqe_model import load_niqe_params, niqe
 from ..metrics.protocol import (
-    SSIM_WINDOW, edge_error, flat_texture, grid_level, psnr_rgb, psnr_y, rgb_to_y, shave, ssim_y, texture_ratio,
+    SSIM_WINDOW,
+    grid_level,
+    psnr_rgb,
+    psnr_y,
+    rgb_to_y,
+    shave,
+    ssim_y,
+    structure_scores,
+    texture_ratio,
 )
 from ..metrics.weights import MetricWeightsError
 from ..registry import MODELS, ModelNotFoundError, WeightsError, resolve
@@ -80,7 +87,8 @@ def score_image(sr: np.ndarray, hr: np.ndarray, scale: int, rgb: bool = False) -
     if sr.shape != hr.shape:
         raise ValueError(f"SR output {sr.shape} does not match the HR image {hr.shape}")
     scores = {"psnr_y": psnr_y(sr, hr, scale), "ssim_y": ssim_y(sr, hr, scale), "texture": texture_ratio(sr, hr, scale),
-              "grid": grid_level(sr, scale), "edge": edge_error(sr, hr, scale), "flat": flat_texture(sr, hr, scale)}
+              "grid": grid_level(sr, scale)}
+    scores["edge"], scores["flat"] = structure_scores(sr, hr, scale)  # HR's structure tensor once for both
     if rgb:
         scores["psnr_rgb"] = psnr_rgb(sr, hr, scale)
     return scores

@@ -15,8 +15,8 @@ computing exactly what `gen.eval()(x)` computes (up to float rounding), restruct
   slope, as SRResNet's do), so the largest activation is not duplicated, which allows larger
   tiles for the same memory budget.
 
-BatchNorms stay separate modules here: on this path (tiles, GPUs) folding them into the convs
-measured no gain (docs/performance.md). The CPU's row streaming (`streaming.py`) does fold them,
+BatchNorms stay separate modules here: on this path folding them into the convs measured no
+gain (docs/performance.md, on the CPU). The CPU's row streaming (`streaming.py`) does fold them,
 since there each pass it saves is a pass over every band.
 
 Weights are snapshotted at build time: rebuild after the generator's weights change (the

@@ -177,13 +177,7 @@ def edge_error(sr: np.ndarray, hr: np.ndarray, scale: int) -> float | None:
     orientation of the output's structure tensor away from the true one; a blur keeps it. A
     PSNR-trained network scores a few degrees on photos; staircases score far more.
     """
-    e_hr, c_hr, a_hr = _structure(shave(rgb_to_y(hr), scale))
-    _e_sr, _c_sr, a_sr = _structure(shave(rgb_to_y(sr), scale))
-    mask = (c_hr > EDGE_COHERENCE) & (e_hr >= np.quantile(e_hr, EDGE_QUANTILE)) & (e_hr > FLAT_LEVEL**2)
-    if mask.sum() < MIN_PIXELS:
-        return None
-    diff = np.abs(np.angle(np.exp(1j * (a_sr[mask] - a_hr[mask]))))  # doubled angles: 0..pi
-    return float(np.degrees(diff.mean() / 2))
+    return structure_scores(sr, hr, scale)[0]
 
 
 def flat_texture(sr: np.ndarray, hr: np.ndarray, scale: int) -> float | None:
@@ -193,13 +187,24 @@ def flat_texture(sr: np.ndarray, hr: np.ndarray, scale: int) -> float | None:
     Positive: the output paints texture on plain surfaces that HR does not have (the GAN's false
     texture); negative: it is smoother there than HR (a blur, or removed grain).
     """
+    return structure_scores(sr, hr, scale)[1]
+
+
+def structure_scores(sr: np.ndarray, hr: np.ndarray, scale: int) -> tuple[float | None, float | None]:
+    """(edge_error, flat_texture) from one structure tensor of each image."""
     y_sr, y_hr = shave(rgb_to_y(sr), scale), shave(rgb_to_y(hr), scale)
-    e_hr, _c, _a = _structure(y_hr)
-    mask = e_hr < FLAT_LEVEL**2
-    if mask.sum() < MIN_PIXELS:
-        return None
+    e_hr, c_hr, a_hr = _structure(y_hr)
+    _e_sr, _c_sr, a_sr = _structure(y_sr)
+    edges = (c_hr > EDGE_COHERENCE) & (e_hr >= np.quantile(e_hr, EDGE_QUANTILE)) & (e_hr > FLAT_LEVEL**2)
+    edge = None
+    if edges.sum() >= MIN_PIXELS:
+        diff = np.abs(np.angle(np.exp(1j * (a_sr[edges] - a_hr[edges]))))  # doubled angles: 0..pi
+        edge = float(np.degrees(diff.mean() / 2))
+    flat_area = e_hr < FLAT_LEVEL**2
+    if flat_area.sum() < MIN_PIXELS:
+        return edge, None
 
     def detail(y: np.ndarray) -> float:
-        return float(np.sqrt(np.mean((y - _filter_same(y, STRUCTURE_SIGMA))[mask] ** 2)))
+        return float(np.sqrt(np.mean((y - _filter_same(y, STRUCTURE_SIGMA))[flat_area] ** 2)))
 
-    return detail(y_sr) - detail(y_hr)
+    return edge, detail(y_sr) - detail(y_hr)

@@ -1,12 +1,12 @@
 """Video: `upscale_video` streams a file's frames through the engine and keeps its other streams.
 
 Needs PyAV (`pip install 'srgan[video]'`), whose wheels carry FFmpeg: no system ffmpeg is used.
+The containers it writes are `srgan.images.VIDEO_CONTAINERS`.
 """
 
 from .colour import Colour, ColourError, colour_of
 from .pipeline import (
            CODECS,
-           CONTAINERS,
            VideoError,
            VideoOptions,
            VideoSummary,
@@ -14,5 +14,5 @@ from .pipeline import (
            upscale_video,
 )
 
-__all__ = ["CODECS", "CONTAINERS", "Colour", "ColourError", "VideoError", "VideoOptions",
-           "VideoSummary", "colour_of", "is_video", "upscale_video"]
+__all__ = ["CODECS", "Colour", "ColourError", "VideoError", "VideoOptions", "VideoSummary", "colour_of", "is_video",
+           "upscale_video"]

@@ -50,6 +50,11 @@ class Colour:
     note: str | None = None  # set when a tag was assumed
 
     @property
+    def output_matrix(self) -> int:
+        """The matrix tag to write: the stream's own, or the one assumed for an untagged stream."""
+        return self.matrix_tag if self.matrix_tag not in (0, 2) else self.colorspace
+
+    @property
     def range(self) -> int:
         return _FULL if self.full_range else _LIMITED
 
@@ -161,6 +166,5 @@ def from_rgb(rgb: np.ndarray, colour: Colour, pix_fmt: str) -> av.VideoFrame:
         codes = np.zeros((plane.height, stride), dtype)
         codes[:, : plane.width] = (values + offset).round_().clamp_(0, top).to(torch.int32).numpy()
         plane.update(codes.tobytes())
-    frame.colorspace = colour.matrix_tag if colour.matrix_tag not in (0, 2) else colour.colorspace
-    frame.color_range = colour.range
+    frame.colorspace, frame.color_range = colour.output_matrix, colour.range
     return frame

@@ -1,14 +1,15 @@
 """Upscale a video: decode, the engine frame by frame, encode; every other stream copied as it is.
 
-PyAV's own model of a file is followed throughout: the demuxer's packets are read in file order;
-the video stream's packets are decoded, each frame is converted to RGB with the stream's colour
-(`colour.py`), upscaled by the same engine as photos, converted back and encoded with the
-*source frame's* pts in the source stream's time base, so variable frame rates, edit lists and
-non-zero start times survive and no frame is dropped or repeated. Packets of the other streams
-(audio, subtitles, data) go to the muxer untouched, with their own time bases. Memory holds a
-few frames whatever the length: one decoded frame, its upscaled copy and the encoder's look-ahead.
+PyAV's own model of a file is followed throughout. The video stream is cut into keyframe-aligned
+segments (`segments.py`); each segment's frames are decoded, converted to RGB with the stream's
+colour (`colour.py`), upscaled by the same engine as photos, converted back and encoded into a
+segment file with the *source frame's* pts in the source stream's time base, so variable frame
+rates, edit lists and non-zero start times survive and no frame is dropped or repeated. The
+output is then a remux: the segments' packets, and the packets of the source's other streams
+(audio, subtitles, data) as they are, merged by time. Memory holds a few frames whatever the
+length; finished segments survive an interrupt, for `resume`.
 
-The output is written to a temporary file beside the destination and renamed into place when
+Every file is written to a temporary name beside its destination and renamed into place when
 complete (`srgan.files.atomic_write`): an error or Ctrl-C leaves no partial file.
 """
 
@@ -30,7 +31,7 @@ import av
 from PIL import Image
 
 from ..files import atomic_write, first_line
-from ..images import resize
+from ..images import VIDEO_CONTAINERS, resize
 from ..inference.api import load_model
 from ..inference.engine import upscale_array
 from ..inference.fastpath import as_sr_model
@@ -39,11 +40,10 @@ from ..models.descriptor import SRModel
 from ..registry import DEFAULT_MODEL
 from .colour import Colour, ColourError, from_rgb, stream_colour, to_rgb
 from .deinterlace import Deinterlacer
-from .segments import SEGMENT_SECONDS, Parts, Segment, overlaps, plan_segments
+from .segments import SEGMENT_SECONDS, Parts, Segment, plan_segments
 from .stable import Stabilizer
 
-# Output containers by file suffix, and the video codec each gets by default.
-CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm"}
+# The video codec a container gets by default.
 DEFAULT_CODECS = {"webm": "libvpx-vp9"}  # libx264 everywhere else
 # Audio a container cannot hold as it is (MP3 or AC-3 in WebM, Vorbis in MP4) is re-encoded to this.
 TRANSCODE_AUDIO = {"webm": "libopus", "matroska": "libopus"}  # AAC elsewhere
@@ -106,10 +106,9 @@ def _output_pix_fmt(codec: av.codec.Codec, colour: Colour, source: str, wanted: 
         if have and wanted not in have:
             raise VideoError(f"--pix-fmt {wanted}: {codec.name} does not encode it (it takes {', '.join(sorted(have))})")
         return wanted
-    layout = source.replace("yuvj", "yuv")
     deep = "10le" if colour.bits > 8 else ""
-    for name in (layout if (colour.bits > 8) == ("10" in layout or "12" in layout) else "", f"yuv420p{deep}", "yuv420p"):
-        if name and (not have or name in have):
+    for name in (source.replace("yuvj", "yuv"), f"yuv420p{deep}", "yuv420p"):  # the source's own first
+        if not have or name in have:
             return name
     return sorted(have)[0]
 
@@ -129,10 +128,10 @@ def upscale_video(
     most N frames) take a part, with the other streams' packets of the same span, every stream
     shifted so that the part starts at `start` = 0. `stable`: hold the output where the scene is
     still, within this many 8-bit grey levels (`stable.py`: against the GAN's shimmer on still
-    backgrounds; 2-4 covers compression noise). The work is done in keyframe-aligned segments of
-    about SEGMENT_SECONDS, each its own file in a `.NAME.parts` folder beside `dst`, then remuxed
-    into `dst` without re-encoding: after an interrupt (Ctrl-C, SIGTERM) the finished segments
-    stay, and `resume=True` continues at the first unfinished one, giving the same frames as an
+    backgrounds; 2 and 3 both held x264 CRF 28 noise, docs/video.md). The work is done in
+    keyframe-aligned segments of about SEGMENT_SECONDS, each its own file in a `.NAME.parts`
+    folder beside `dst`, then remuxed into `dst` without re-encoding: after an interrupt (Ctrl-C,
+    SIGTERM) the finished segments stay, and `resume=True` continues at the first unfinished one, giving the same frames as an
     uninterrupted run. Interlaced frames are deinterlaced first (`deinterlace.py`) unless
     `deinterlace` is False, with a note either way. Returns a VideoSummary. Raises VideoError (one line,
     naming `src`) for anything that keeps the file from being done: not a video, no video
@@ -144,9 +143,9 @@ def upscale_video(
         model = as_sr_model(model) if isinstance(model, Generator) else load_model(model, device, detail)
     if src.resolve() == dst.resolve():
         raise VideoError(f"{src}: the output would overwrite the input")
-    fmt = CONTAINERS.get(dst.suffix.lower())
+    fmt = VIDEO_CONTAINERS.get(dst.suffix.lower())
     if fmt is None:
-        raise VideoError(f"{dst}: unknown video container {dst.suffix!r}; use one of {', '.join(CONTAINERS)}")
+        raise VideoError(f"{dst}: unknown video container {dst.suffix!r}; use one of {', '.join(VIDEO_CONTAINERS)}")
     codec_name = options.codec or DEFAULT_CODECS.get(fmt, "libx264")
     if codec_name not in av.codecs_available:
         raise VideoError(f"--codec {codec_name}: not an encoder this FFmpeg has ({', '.join(CODECS)} are)")
@@ -206,7 +205,7 @@ def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel
                 continue
             budget = None if span.frames is None else span.frames - done
             encoder = _SegmentEncoder(codec_name, size, pix_fmt, colour, options, model, tile, precision,
-                                      Stabilizer(stable, model.scale) if stable else None, offset, deinterlace)
+                                      Stabilizer(stable) if stable else None, offset, deinterlace)
             frames, last = encoder.write(parts.path(seg), source, vin, seg, span, budget, on_frame, src)
             parts.record(seg, frames, last)
             interlaced = interlaced or encoder.interlaced
@@ -219,8 +218,9 @@ def _run(source, src: Path, dst: Path, fmt: str, codec_name: str, model: SRModel
         if span.whole:
             _check_complete(vin, done, last_time, src)
         end = None if span.whole else last_time + 1 / float(vin.average_rate or 25)
-        atomic_write(dst, lambda tmp: _remux(tmp, fmt, src, vin.index, [parts.path(s) for s in segments if parts.has(s)],
-                                             Span(span.start, end), offset, colour, rotation, notes))
+        finished = [parts.path(seg) for seg in segments if parts.has(seg)]
+        atomic_write(dst, lambda tmp: _remux(tmp, fmt, src, vin.index, finished, Span(span.start, end), offset, colour,
+                                             rotation, notes))
     except av.error.FFmpegError as exc:
         parts.remove()
         raise VideoError(f"{src}: {first_line(exc)}") from None
@@ -315,7 +315,7 @@ class _SegmentEncoder:
                             waiting.append((pts, frame.time))
                             for progressive in deinterlacer.push(frame):
                                 emit(progressive, *waiting.popleft())
-                        if taken == budget or span.done(0, frame.time):
+                        if taken == budget or span.past_end(frame.time):
                             break
                     if deinterlacer is not None:
                         for progressive in deinterlacer.flush():
@@ -374,14 +374,13 @@ def _remux(tmp: str, fmt: str, src: Path, video_index: int, segment_files: list[
                     yield packet
 
         for packet in heapq.merge(video(), others(), key=_packet_time):
-            out = copies.get(packet.stream)
+            out = copies.get(packet.stream)  # None for the video's, already on their output stream
             if isinstance(out, _Transcoder):
                 out.mux(sink, packet)
-            elif out is not None:
+                continue
+            if out is not None:
                 packet.stream = out
-                sink.mux(packet)
-            else:
-                sink.mux(packet)
+            sink.mux(packet)
         for out in copies.values():  # a part ends before the streams do: drain what is re-encoded
             if isinstance(out, _Transcoder):
                 out.flush(sink)
@@ -428,11 +427,13 @@ class Span:
         return (self.start is None or t >= self.start - 1e-9) and (self.end is None or t < self.end)
 
     def overlaps(self, seg: Segment, time_base: Fraction) -> bool:
-        return overlaps(seg, time_base, self.start, self.end)
+        """Whether a segment can hold frames of the span."""
+        return ((self.start is None or seg.end is None or seg.end * time_base > self.start)
+                and (self.end is None or seg.start is None or seg.start * time_base < self.end))
 
-    def done(self, frames: int, t: float) -> bool:
-        """After a frame at `t`: nothing more to take."""
-        return (self.frames is not None and frames >= self.frames) or (self.end is not None and t >= self.end)
+    def past_end(self, t: float) -> bool:
+        """After a frame at `t`: nothing more to take (the frame budget is counted by the caller)."""
+        return self.end is not None and t >= self.end
 
 
 def _shift(packet, offset: float, span: Span) -> bool:
@@ -491,7 +492,7 @@ class _Transcoder:
 
 def _tag(cc, colour: Colour) -> None:
     """Colour tags of an output stream: the source's own, or the matrix and range assumed for it."""
-    cc.colorspace = colour.matrix_tag if colour.matrix_tag not in (0, 2) else colour.colorspace
+    cc.colorspace = colour.output_matrix
     cc.color_range, cc.color_primaries, cc.color_trc = colour.range, colour.primaries, colour.trc
 
 

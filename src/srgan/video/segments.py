@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 from ..files import atomic_write
@@ -80,10 +79,3 @@ class Parts:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def overlaps(seg: Segment, time_base: Fraction, start: float | None, end: float | None) -> bool:
-    """Whether a segment can hold frames of the span [start, end) seconds."""
-    after_start = start is None or seg.end is None or seg.end * time_base > start
-    before_end = end is None or seg.start is None or seg.start * time_base < end
-    return after_start and before_end

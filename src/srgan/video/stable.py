@@ -26,9 +26,8 @@ FEATHER = 3  # LR px over which a held region blends into the new output
 class Stabilizer:
     """Call once per frame, in order: (LR frame, its SR output) -> the SR output to write."""
 
-    def __init__(self, threshold: float, scale: float) -> None:
+    def __init__(self, threshold: float) -> None:
         self.threshold = threshold
-        self.scale = scale
         self.reference: torch.Tensor | None = None  # (3, h, w) float LR, 8-bit grey levels
         self.shown: np.ndarray | None = None
 
